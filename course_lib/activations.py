@@ -1,0 +1,39 @@
+"""Activation functions and their derivatives (Chapter 1, "Backprop by hand").
+
+Each derivative is written in terms of the pre-activation ``a`` and the activity ``h = f(a)``,
+whichever is cheaper; both have shape (batch, units).
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    # derivative f'(a), given a and h = f(a)
+    grad: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    def __call__(self, a):
+        return self.fn(a)
+
+
+sigmoid = Activation("sigmoid", torch.sigmoid, lambda a, h: h * (1 - h))
+tanh = Activation("tanh", torch.tanh, lambda a, h: 1 - h * h)
+# f'(a) = 1 where a > 0, else 0 (the seed tutorial's `activity > 1` is wrong)
+relu = Activation("relu", torch.relu, lambda a, h: (a > 0).to(a.dtype))
+identity = Activation("identity", lambda a: a, lambda a, h: torch.ones_like(a))
+
+ACTIVATIONS = {act.name: act for act in (sigmoid, tanh, relu, identity)}
+
+
+def get_activation(name: str | Activation) -> Activation:
+    """Look an activation up by name ("sigmoid", "tanh", "relu", "identity")."""
+    if isinstance(name, Activation):
+        return name
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}.") from None

@@ -1,0 +1,118 @@
+"""A multilayer perceptron with explicit weight matrices (Chapter 1).
+
+Learning rules need to read and set every matrix directly, so the network is plain tensors, not
+``nn.Module`` layers. Layer ``l`` (1-based in the book) maps the activity ``h_{l-1}`` to
+
+    a_l = h_{l-1} W_lᵀ + b_l        (batch, n_l)
+    h_l = f(a_l)
+
+with ``W_l`` of shape (n_l, n_{l-1}). In code the lists are 0-based: ``net.W[0]`` is W₁.
+"""
+from dataclasses import dataclass
+import math
+
+import torch
+
+from .activations import Activation, get_activation
+from .config import get_device
+from .losses import Loss, as_targets, get_loss
+
+
+@dataclass
+class ForwardPass:
+    """Everything a forward pass leaves behind: ``h[0]`` is the input X, ``h[l]`` the activity of
+    layer l, ``a[l-1]`` its pre-activation (0-based list). Backward passes read these."""
+    h: list
+    a: list
+
+    @property
+    def output(self) -> torch.Tensor:
+        return self.h[-1]
+
+
+def init_weight(n_out, n_in, scheme, generator, device, dtype):
+    """A (n_out, n_in) weight matrix: "xavier" U(±√(6/(n_in+n_out))), "he" U(±√(6/n_in)),
+    or a float s for N(0, s²) like the seed tutorials."""
+    if isinstance(scheme, (int, float)):
+        return torch.randn(n_out, n_in, generator=generator, dtype=dtype).mul_(scheme).to(device)
+    bounds = {"xavier": math.sqrt(6 / (n_in + n_out)), "he": math.sqrt(6 / n_in)}
+    if scheme not in bounds:
+        raise ValueError(f"Unknown init {scheme!r}: use 'xavier', 'he' or a standard deviation.")
+    r = bounds[scheme]
+    return (torch.rand(n_out, n_in, generator=generator, dtype=dtype) * 2 * r - r).to(device)
+
+
+class MLP:
+    """Fully connected network ``sizes = [n_in, n_1, ..., n_out]`` with its objective.
+
+    ``activation`` is used in the hidden layers, ``output`` at the top; ``loss`` is "mse"
+    (½‖h - T‖², with a sigmoid output in the seed tutorials) or "cross_entropy" (softmax of
+    identity outputs).
+    """
+
+    def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", init=None,
+                 seed=0, device=None, dtype=torch.float32):
+        if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
+            raise ValueError(f"sizes must list at least two positive layer widths, got {sizes}.")
+        self.sizes = [int(n) for n in sizes]
+        self.activation: Activation = get_activation(activation)
+        self.output_activation: Activation = get_activation(output)
+        self.loss: Loss = get_loss(loss)
+        self.device = torch.device(device) if device is not None else get_device()
+        init = init or ("he" if self.activation.name == "relu" else "xavier")
+        g = torch.Generator().manual_seed(seed)
+        self.W = [init_weight(n_out, n_in, init, g, self.device, dtype)
+                  for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
+        self.b = [torch.zeros(n_out, device=self.device, dtype=dtype) for n_out in self.sizes[1:]]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.W)
+
+    def activation_of(self, layer: int) -> Activation:
+        """The nonlinearity of 0-based layer ``layer`` (the output layer has its own)."""
+        return self.output_activation if layer == self.num_layers - 1 else self.activation
+
+    def forward(self, X, W=None, b=None) -> ForwardPass:
+        """Run X (batch, n_in) through the network; optional ``W``/``b`` lists replace the
+        network's own (perturbation rules evaluate perturbed weights this way)."""
+        W = self.W if W is None else W
+        b = self.b if b is None else b
+        self.check_input(X)
+        h, a = [X], []
+        for l, (W_l, b_l) in enumerate(zip(W, b)):
+            a_l = torch.addmm(b_l, h[-1], W_l.T)       # (batch, n_l)
+            a.append(a_l)
+            h.append(self.activation_of(l)(a_l))
+        return ForwardPass(h, a)
+
+    def __call__(self, X):
+        return self.forward(X).output
+
+    def targets(self, y):
+        """Labels or targets -> float targets matching the output layer, (batch, n_out)."""
+        return as_targets(y, self.sizes[-1])
+
+    def check_input(self, X):
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(f"The network takes a torch tensor, got {type(X).__name__}.")
+        if X.dim() != 2 or X.shape[1] != self.sizes[0]:
+            raise ValueError(f"Input of shape {tuple(X.shape)} but the network expects "
+                             f"(batch, {self.sizes[0]}); flatten images with X.reshape(len(X), -1).")
+
+    def parameters(self) -> list:
+        """[W₁, b₁, W₂, b₂, ...]: the tensors an optimiser updates."""
+        return [p for pair in zip(self.W, self.b) for p in pair]
+
+    def state_dict(self) -> dict:
+        return {"sizes": self.sizes, "W": [w.clone() for w in self.W], "b": [v.clone() for v in self.b]}
+
+    def load_state_dict(self, state: dict):
+        if state["sizes"] != self.sizes:
+            raise ValueError(f"Saved network has sizes {state['sizes']}, this one {self.sizes}.")
+        for dst, src in zip(self.parameters(), [p for pair in zip(state["W"], state["b"]) for p in pair]):
+            dst.copy_(src)
+
+    def __repr__(self):
+        return (f"MLP({'-'.join(map(str, self.sizes))}, {self.activation.name} hidden, "
+                f"{self.output_activation.name} output, {self.loss.name} loss, on {self.device.type})")
