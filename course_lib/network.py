@@ -65,6 +65,14 @@ class MLP:
                   for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
         self.b = [torch.zeros(n_out, device=self.device, dtype=dtype) for n_out in self.sizes[1:]]
 
+    @classmethod
+    def from_weights(cls, W, b, **kwargs) -> "MLP":
+        """A network using the given weight and bias tensors (shared, not copied)."""
+        sizes = [W[0].shape[1]] + [W_l.shape[0] for W_l in W]
+        net = cls(sizes, device=W[0].device, dtype=W[0].dtype, **kwargs)
+        net.W, net.b = list(W), list(b)
+        return net
+
     @property
     def num_layers(self) -> int:
         return len(self.W)

@@ -1,0 +1,66 @@
+"""Chapter 1, "Why backprop is biologically implausible": reference answers and demos.
+
+The exercises' reference implementations (used by the checks, and by the notebook when an
+exercise is left unfinished) and the small simulations that make the four problems concrete.
+"""
+import torch
+
+from .network import MLP
+from .rules import Backprop, LearningRule
+
+
+def backprop_two_layer(X, T, W1, b1, W2, b2) -> dict:
+    """Reference for the exercise "Backprop by hand": the batch-mean gradients of
+    L = mean_n ½‖h2 - T‖² for h1 = σ(X W1ᵀ + b1), h2 = σ(h1 W2ᵀ + b2), via the library's rule."""
+    net = MLP.from_weights([W1, W2], [b1, b2], activation="sigmoid", output="sigmoid", loss="mse")
+    dW1, db1, dW2, db2 = Backprop().updates(net, X, T)[0]
+    return {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}
+
+
+class TwoLayerFunctionRule(LearningRule):
+    """Turns a function shaped like :func:`backprop_two_layer` into a rule for ``train``, so a
+    learner's own backprop trains a network (Chapter 1, "Training with your own backprop")."""
+
+    def __init__(self, fn, name="your backprop"):
+        self.fn, self.name = fn, name
+
+    def updates(self, net, X, y):
+        if net.num_layers != 2 or net.activation.name != "sigmoid" or net.loss.name != "mse":
+            raise ValueError("This rule is for the chapter's network: two layers, sigmoid units, MSE loss.")
+        T = net.targets(y)
+        grads = self.fn(X, T, net.W[0], net.b[0], net.W[1], net.b[1])
+        loss = net.loss(net(X), T)
+        return [grads["dW1"], grads["db1"], grads["dW2"], grads["db2"]], loss
+
+
+# Exercise "Which factors are local?": ΔW1_ij = x_j · f'(a1_i) · Σ_k W2_ki e2_k and ΔW2_ki = h1_i · e2_k.
+FACTORS = ["x_j", "f'(a1_i)", "W2_ki", "e2_k", "h1_i (for W2_ki)", "e2_k (for W2_ki)"]
+LOCAL_FACTORS = {
+    "x_j": (True, "x_j is the activity of the presynaptic neuron j, which the synapse W1_ij "
+                  "receives directly."),
+    "f'(a1_i)": (True, "f'(a1_i) is the slope of hidden neuron i's own response, available inside "
+                       "the postsynaptic neuron."),
+    "W2_ki": (False, "W2_ki are synapses that neuron i makes on the output neurons, far away on "
+                     "other cells: using them in neuron i's update is the weight transport problem."),
+    "e2_k": (False, "e2_k are the errors of the output neurons; the hidden synapse W1_ij only sees "
+                    "them if some pathway carries them back, so the update is non-local."),
+    "h1_i (for W2_ki)": (True, "h1_i is the activity of the presynaptic hidden neuron of synapse W2_ki."),
+    "e2_k (for W2_ki)": (True, "for the output synapse W2_ki, e2_k is the error of its own "
+                               "postsynaptic neuron k (given the target there): local."),
+}
+
+
+def local_factors() -> dict:
+    """Reference answer: {factor: True when local to its synapse}."""
+    return {factor: local for factor, (local, _) in LOCAL_FACTORS.items()}
+
+
+def update_locking_schedule(num_layers: int) -> list:
+    """When each layer is busy in one backprop step, one time step per layer and pass.
+
+    Returns [(layer, forward_time, update_time)] (1-based layers): layer l computes its forward
+    activity at time l, and can update only at time 2L - l + 1, after the forward pass reached
+    the top and the error came back down. Layer 1 waits 2L - 1 steps with its activity frozen.
+    """
+    L = num_layers
+    return [(l, l, 2 * L - l + 1) for l in range(1, L + 1)]

@@ -1,0 +1,5 @@
+"""Graded checks, one per exercise: ``check_<exercise>(your_function)`` right under the exercise."""
+from .ch01 import check_backprop_two_layer, check_local_factors
+from .core import CheckResult, your_function_or_reference
+
+__all__ = ["check_backprop_two_layer", "check_local_factors", "CheckResult", "your_function_or_reference"]

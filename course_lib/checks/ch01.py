@@ -1,0 +1,115 @@
+"""Checks for Chapter 1's exercises: backprop by hand, and which factors are local."""
+import torch
+
+from .. import ch01
+from .core import FAIL, PASS, TODO, Case, CheckResult, Mistake, Wrong, run_check
+
+GRAD_NAMES = ("dW1", "db1", "dW2", "db2")
+
+
+def two_layer_cases():
+    """Odd sizes, batch 1, one-hot and real-valued targets, float32 and float64."""
+    g = torch.Generator().manual_seed(1)
+    cases = []
+    for batch, n_in, n_hidden, n_out, dtype, one_hot in [(5, 4, 3, 2, torch.float32, True),
+                                                         (1, 7, 5, 3, torch.float32, True),
+                                                         (16, 30, 11, 10, torch.float32, False),
+                                                         (3, 6, 4, 4, torch.float64, False)]:
+        X = torch.rand(batch, n_in, generator=g, dtype=dtype)
+        T = (torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
+             if one_hot else torch.rand(batch, n_out, generator=g, dtype=dtype))
+        inputs = dict(X=X, T=T,
+                      W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
+                      b1=torch.randn(n_hidden, generator=g, dtype=dtype),
+                      W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
+                      b2=torch.randn(n_out, generator=g, dtype=dtype))
+        cases.append(Case(inputs, f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, "
+                                  f"{n_out} outputs ({str(dtype)[6:]})", batch))
+    return cases
+
+
+def autograd_two_layer(X, T, W1, b1, W2, b2) -> dict:
+    """The truth the check compares with: torch autograd of the batch-mean loss."""
+    params = [p.clone().requires_grad_() for p in (W1, b1, W2, b2)]
+    h1 = torch.sigmoid(X @ params[0].T + params[1])
+    h2 = torch.sigmoid(h1 @ params[2].T + params[3])
+    loss = (0.5 * ((h2 - T) ** 2).sum(dim=1)).mean()
+    return dict(zip(GRAD_NAMES, torch.autograd.grad(loss, params)))
+
+
+def grads_with(X, T, W1, b1, W2, b2, error=lambda h2, T: h2 - T, out_slope=True,
+               slope=lambda a, h: h * (1 - h), hidden_slope=True, feedback=None):
+    """Backprop for the chapter's network with one ingredient swapped: builds the wrong answers."""
+    a1 = X @ W1.T + b1
+    h1 = torch.sigmoid(a1)
+    a2 = h1 @ W2.T + b2
+    h2 = torch.sigmoid(a2)
+    e2 = error(h2, T) * (slope(a2, h2) if out_slope else 1)
+    e1 = (e2 @ (W2 if feedback is None else feedback(W2))) * (slope(a1, h1) if hidden_slope else 1)
+    n = len(X)
+    return {"dW1": e1.T @ X / n, "db1": e1.mean(0), "dW2": e2.T @ h1 / n, "db2": e2.mean(0)}
+
+
+BACKPROP_MISTAKES = [
+    Mistake("error_sign", lambda **c: grads_with(**c, error=lambda h2, T: T - h2),
+            "every update has the opposite sign: the output error is h2 - T (output minus target), "
+            "the derivative of ½‖h2 - T‖² with respect to h2."),
+    Mistake("no_output_slope", lambda **c: grads_with(**c, out_slope=False),
+            "the output error is missing the sigmoid's slope: e2 = (h2 - T) ⊙ σ'(a2), "
+            "with σ'(a2) = h2 ⊙ (1 - h2)."),
+    Mistake("no_hidden_slope", lambda **c: grads_with(**c, hidden_slope=False),
+            "the hidden error is missing the hidden units' slope: e1 = (e2 W2) ⊙ h1 ⊙ (1 - h1). "
+            "dW2 and db2 are right."),
+    Mistake("slope_of_preactivation", lambda **c: grads_with(**c, slope=lambda a, h: a * (1 - a)),
+            "the sigmoid's slope is σ'(a) = h ⊙ (1 - h) with h = σ(a), the activity; you computed "
+            "it from the pre-activation a instead."),
+    Mistake("slope_squared", lambda **c: grads_with(**c, slope=lambda a, h: torch.sigmoid(h) * (1 - torch.sigmoid(h))),
+            "you applied the sigmoid twice in the slope: σ'(a) = h ⊙ (1 - h) where h is already σ(a)."),
+]
+
+
+def normalise_grads(out) -> dict:
+    """Accept a dict with dW1, db1, dW2, db2, or a tuple/list in that order."""
+    if isinstance(out, dict):
+        return out
+    if isinstance(out, (tuple, list)) and len(out) == 4:
+        return dict(zip(GRAD_NAMES, out))
+    raise Wrong(f"return a dict with keys {', '.join(GRAD_NAMES)} (got {type(out).__name__}"
+                + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ").", "structure")
+
+
+def check_backprop_two_layer(fn, verbose=True) -> CheckResult:
+    """Chapter 1 exercise "Backprop by hand": compares with torch autograd on four cases."""
+    return run_check("backprop_two_layer", fn, two_layer_cases(), autograd_two_layer, BACKPROP_MISTAKES,
+                     normalise=normalise_grads, verbose=verbose,
+                     shape_hint="Shapes: X (batch, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden); "
+                                "write the shape next to each line to see which matrix needs a transpose.")
+
+
+def check_local_factors(fn, verbose=True) -> CheckResult:
+    """Chapter 1 exercise "Which factors are local?": every factor classified, with the reason."""
+    exercise = "local_factors"
+    try:
+        answer = fn()
+        if not isinstance(answer, dict):
+            raise Wrong(f"return a dict {{factor: True or False}}, got {type(answer).__name__}.", "structure")
+        missing = [f for f in ch01.FACTORS if f not in answer]
+        if missing:
+            raise Wrong(f"these factors are missing from your dict: {missing}.", "missing")
+        for factor, (local, why) in ch01.LOCAL_FACTORS.items():
+            if answer[factor] is not local:
+                raise Wrong(f"{factor!r} is {'local' if local else 'not local'}: {why}", factor)
+    except NotImplementedError:
+        result = CheckResult(exercise, False, f"{TODO} {exercise}: not implemented yet. Fill in the cell "
+                                              f"above, run it, then run this check again.", "not_implemented")
+    except Wrong as wrong:
+        result = CheckResult(exercise, False, f"{FAIL} {exercise}: {wrong}", wrong.mistake)
+    except Exception as error:
+        result = CheckResult(exercise, False, f"{FAIL} {exercise}: your function raised "
+                                              f"{type(error).__name__}: {error}", "raised")
+    else:
+        result = CheckResult(exercise, True, f"{PASS} {exercise}: all {len(ch01.FACTORS)} factors "
+                                             f"classified correctly.")
+    if verbose:
+        print(result.message)
+    return result
