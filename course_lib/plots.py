@@ -1,0 +1,55 @@
+"""Plot helpers: each draws into an ``ax`` (a new figure when none is given) and returns the figure."""
+import matplotlib.pyplot as plt
+
+
+def new_ax(ax, size=(5, 3.5)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+    return ax.figure, ax
+
+
+def plot_learning_curves(histories: dict, key: str = "val_acc", ax=None, label_suffix=""):
+    """One line per run: ``histories`` maps a label to a :class:`course_lib.train.History`.
+    Accuracies are drawn in percent; epoch 0 is the network before training."""
+    fig, ax = new_ax(ax)
+    for label, history in histories.items():
+        values = history[key]
+        if key.endswith("_acc"):
+            values = [100 * v for v in values]
+        ax.plot(history["epoch"], values, marker="o", markersize=3, label=f"{label}{label_suffix}")
+    split, _, what = key.partition("_")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel({"acc": "accuracy (%)", "loss": "loss"}.get(what, key) + f" ({split})")
+    ax.legend()
+    return fig
+
+
+def show_digits(data, n: int = 10, ax=None):
+    """The first ``n`` training images of a :class:`course_lib.data.Dataset` with their labels."""
+    fig, ax = new_ax(ax, size=(n, 1.4))
+    c, h, w = data.image_shape
+    images = data.X_train[:n].reshape(n, c, h, w).permute(0, 2, 3, 1).cpu()
+    strip = images.permute(1, 0, 2, 3).reshape(h, n * w, c).squeeze(-1)
+    ax.imshow(strip, cmap="gray" if c == 1 else None)
+    ax.set_xticks([w * (k + 0.5) for k in range(n)], [int(v) for v in data.y_train[:n].cpu()])
+    ax.set_yticks([])
+    ax.set_title(data.name)
+    return fig
+
+
+def plot_update_locking(schedule, ax=None):
+    """Timeline of one backprop step from :func:`course_lib.ch01.update_locking_schedule`: when each
+    layer computes its activity (forward), waits with it frozen, and finally updates."""
+    fig, ax = new_ax(ax)
+    last = max(update for _, _, update in schedule)
+    for layer, forward, update in schedule:
+        ax.barh(layer, update - forward, left=forward, color="lightgray", edgecolor="gray",
+                label="activity frozen, waiting" if layer == 1 else None)
+        ax.plot(forward, layer, "o", color="tab:blue", label="forward" if layer == 1 else None)
+        ax.plot(update, layer, "s", color="tab:red", label="update" if layer == 1 else None)
+    ax.set_xlabel("time step")
+    ax.set_ylabel("layer")
+    ax.set_yticks([layer for layer, _, _ in schedule])
+    ax.set_xlim(0.5, last + 0.5)
+    ax.legend(loc="upper right", fontsize="small")
+    return fig
