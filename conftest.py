@@ -1,0 +1,11 @@
+"""Settings shared by every test, applied as soon as pytest imports this file.
+
+Setting them in ``os.environ`` here (not in a fixture) matters: the Jupyter kernels that nbval
+starts for the notebooks in book/ and solutions/ inherit this environment.
+"""
+import os
+
+# Fast mode: small data subsets and one epoch everywhere (see course_lib.config.quick_mode).
+os.environ["COURSE_QUICK"] = "1"
+# Draw figures off-screen: no display is needed, and plots never block a test.
+os.environ["MPLBACKEND"] = "Agg"
