@@ -5,8 +5,8 @@ exercise is left unfinished) and the small simulations that make the four proble
 """
 import torch
 
-from .network import MLP
-from .rules import Backprop, LearningRule
+from .network import MLP, ForwardPass
+from .rules import Backprop, LearningRule, output_error, outer_product_updates, propagate_errors
 
 
 def backprop_two_layer(X, T, W1, b1, W2, b2) -> dict:
@@ -31,6 +31,23 @@ class TwoLayerFunctionRule(LearningRule):
         grads = self.fn(X, T, net.W[0], net.b[0], net.W[1], net.b[1])
         loss = net.loss(net(X), T)
         return [grads["dW1"], grads["db1"], grads["dW2"], grads["db2"]], loss
+
+
+class MovedOnBackprop(LearningRule):
+    """Backprop without frozen activity (Chapter 1, "Frozen activity"): when the error arrives,
+    the layers below already hold the activity of the next sample in the stream, and the update
+    pairs the error with that activity. The output error itself is exact."""
+    name = "BP, activity moved on"
+
+    def updates(self, net, X, y):
+        fwd = net.forward(X)
+        T = net.targets(y)
+        e_L = output_error(net, fwd, T)
+        # every sample's error meets the activity of its neighbour in the batch: (N, n) rolled by one
+        moved_on = ForwardPass(h=[h.roll(1, dims=0) for h in fwd.h[:-1]] + [fwd.h[-1]],
+                               a=[a.roll(1, dims=0) for a in fwd.a[:-1]] + [fwd.a[-1]])
+        errors = propagate_errors(net, moved_on, e_L, feedback=[W.T for W in net.W[1:]])
+        return outer_product_updates(moved_on, errors), net.loss(fwd.output, T)
 
 
 # Exercise "Which factors are local?": ΔW1_ij = x_j · f'(a1_i) · Σ_k W2_ki e2_k and ΔW2_ki = h1_i · e2_k.

@@ -45,7 +45,7 @@ def stub_source(source: str, where: str = "") -> tuple[str, bool]:
         name = enclosing_function(out, len(indent))
         task = f"write the body of {name}" if name else "write this part"
         out += [f"{indent}# YOUR CODE HERE", f'{indent}raise NotImplementedError("Exercise: {task}.")']
-        top_level = top_level or indent == ""
+        top_level = top_level or name is None  # not inside a def: the stub runs with the cell
     return "\n".join(out), top_level
 
 
@@ -70,7 +70,7 @@ def make_exercise(nb, where: str = "notebook"):
     """A copy of solution notebook ``nb`` with every solution region stubbed, outputs stripped."""
     nb = strip_outputs(nbformat.from_dict(nb))
     for k, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or BEGIN not in cell.source:
+        if cell.cell_type != "code" or (BEGIN not in cell.source and END not in cell.source):
             continue
         cell.source, top_level = stub_source(cell.source, f"{where}, cell {k}")
         if top_level:

@@ -59,7 +59,8 @@ class MLP:
         self.output_activation: Activation = get_activation(output)
         self.loss: Loss = get_loss(loss)
         self.device = torch.device(device) if device is not None else get_device()
-        init = init or ("he" if self.activation.name == "relu" else "xavier")
+        if init is None:
+            init = "he" if self.activation.name == "relu" else "xavier"
         g = torch.Generator().manual_seed(seed)
         self.W = [init_weight(n_out, n_in, init, g, self.device, dtype)
                   for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]

@@ -9,15 +9,15 @@ resumes (or just loads a finished run) when called again.
 """
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .data import minibatches
 from .metrics import accuracy
 from .network import MLP
+from .progress import progress_bar
 from .rules.base import LearningRule
 
 NAN_CHECK_EVERY = 25  # batches between divergence checks (each check syncs with the device)
@@ -96,8 +96,8 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
 
     X, y = data.X_train, data.y_train
     n_batches = -(-len(X) // batch_size)
-    bar = tqdm(total=(num_epochs - history.num_epochs + 1) * n_batches, disable=not progress,
-               desc=f"{rule.name} training", unit="batch", mininterval=1.0)
+    bar = progress_bar((num_epochs - history.num_epochs + 1) * n_batches, f"{rule.name} training",
+                       enabled=progress)
     for epoch in range(history.num_epochs, num_epochs + 1):
         good_state = snapshot(net, rule, optimizer)
         start = time.perf_counter()
@@ -107,7 +107,7 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
             if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
                 break
             bar.update(1)
-        if not torch.isfinite(loss_sum) or not all(torch.isfinite(W).all() for W in net.W):
+        if not torch.isfinite(loss_sum) or not all(torch.isfinite(p).all() for p in net.parameters()):
             restore(good_state, net, rule, optimizer)
             history.diverged = divergence_message(epoch, lr, rule)
             print(history.diverged)
@@ -162,7 +162,7 @@ def restore(state, net, rule, optimizer):
 def save_checkpoint(path: Path, history, net, rule, optimizer, generator):
     path.parent.mkdir(parents=True, exist_ok=True)
     state = snapshot(net, rule, optimizer)
-    state.update(history=history.records, generator=generator.get_state())
+    state.update(history=asdict(history), generator=generator.get_state())
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # never leave a half-written checkpoint behind
@@ -172,4 +172,4 @@ def load_checkpoint(path: Path, net, rule, optimizer, generator) -> History:
     state = torch.load(path, map_location=net.device, weights_only=False)
     restore(state, net, rule, optimizer)
     generator.set_state(state["generator"].cpu())
-    return History(records=state["history"])
+    return History(**state["history"])

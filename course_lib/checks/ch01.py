@@ -2,7 +2,7 @@
 import torch
 
 from .. import ch01
-from .core import FAIL, PASS, TODO, Case, CheckResult, Mistake, Wrong, run_check
+from .core import Case, CheckResult, Mistake, Wrong, call_learner, report, run_check
 
 GRAD_NAMES = ("dW1", "db1", "dW2", "db2")
 
@@ -90,26 +90,17 @@ def check_local_factors(fn, verbose=True) -> CheckResult:
     """Chapter 1 exercise "Which factors are local?": every factor classified, with the reason."""
     exercise = "local_factors"
     try:
-        answer = fn()
+        answer = call_learner(exercise, fn, Case({}, label=""))
         if not isinstance(answer, dict):
             raise Wrong(f"return a dict {{factor: True or False}}, got {type(answer).__name__}.", "structure")
         missing = [f for f in ch01.FACTORS if f not in answer]
         if missing:
             raise Wrong(f"these factors are missing from your dict: {missing}.", "missing")
         for factor, (local, why) in ch01.LOCAL_FACTORS.items():
-            if answer[factor] is not local:
+            if answer[factor] not in (True, False):  # 1 and 0 count as True and False
+                raise Wrong(f"{factor!r} should be True or False, got {answer[factor]!r}.", "structure")
+            if bool(answer[factor]) != local:
                 raise Wrong(f"{factor!r} is {'local' if local else 'not local'}: {why}", factor)
-    except NotImplementedError:
-        result = CheckResult(exercise, False, f"{TODO} {exercise}: not implemented yet. Fill in the cell "
-                                              f"above, run it, then run this check again.", "not_implemented")
     except Wrong as wrong:
-        result = CheckResult(exercise, False, f"{FAIL} {exercise}: {wrong}", wrong.mistake)
-    except Exception as error:
-        result = CheckResult(exercise, False, f"{FAIL} {exercise}: your function raised "
-                                              f"{type(error).__name__}: {error}", "raised")
-    else:
-        result = CheckResult(exercise, True, f"{PASS} {exercise}: all {len(ch01.FACTORS)} factors "
-                                             f"classified correctly.")
-    if verbose:
-        print(result.message)
-    return result
+        return report(exercise, wrong=wrong, verbose=verbose)
+    return report(exercise, f"all {len(ch01.FACTORS)} factors classified correctly.", verbose=verbose)

@@ -77,29 +77,44 @@ def run_check(exercise: str, learner_fn, cases, reference, mistakes=(), toleranc
                 continue
             diagnose(got, expected, case, mistakes, normalise, tolerance)
     except Wrong as wrong:
-        result = CheckResult(exercise, False, f"{TODO if wrong.mistake == 'not_implemented' else FAIL} "
-                                              f"{exercise}: {wrong}", wrong.mistake)
+        return report(exercise, wrong=wrong, verbose=verbose)
+    return report(exercise, f"correct on all {len(cases)} test cases.", verbose=verbose)
+
+
+def report(exercise: str, success: str = "", wrong: Wrong | None = None, verbose=True) -> CheckResult:
+    """The check's one line: the success message, or the diagnosis of what is wrong."""
+    if wrong is None:
+        result = CheckResult(exercise, True, f"{PASS} {exercise}: {success}")
     else:
-        result = CheckResult(exercise, True, f"{PASS} {exercise}: correct on all {len(cases)} test cases.")
+        mark = TODO if wrong.mistake == "not_implemented" else FAIL
+        result = CheckResult(exercise, False, f"{mark} {exercise}: {wrong}", wrong.mistake)
     if verbose:
         print(result.message)
     return result
 
 
-def call_learner(exercise, fn, case, shape_hint=""):
+def require_callable(exercise, fn):
     if not callable(fn):
         raise Wrong(f"expected your function, got {type(fn).__name__}. Pass the function itself, "
                     f"without calling it: check_{exercise}({exercise}).", "not_callable")
+
+
+NOT_IMPLEMENTED = ("not implemented yet. Fill in the cell above (replace the `raise NotImplementedError`), "
+                   "run it, then run this check again.")
+
+
+def call_learner(exercise, fn, case, shape_hint=""):
+    require_callable(exercise, fn)
     inputs = clone(case.inputs)
     try:
         out = fn(**inputs)
     except NotImplementedError:
-        raise Wrong("not implemented yet. Fill in the cell above (replace the "
-                    "`raise NotImplementedError`), run it, then run this check again.", "not_implemented")
+        raise Wrong(NOT_IMPLEMENTED, "not_implemented")
     except Exception as error:
         hint = f" {shape_hint}" if shape_hint and "shape" in str(error) else ""
-        raise Wrong(f"your function raised {type(error).__name__}: {error}{learner_line(error)}, "
-                    f"on a test case with {case.label}.{hint}", "raised") from None
+        where = f", on a test case with {case.label}" if case.label else ""
+        raise Wrong(f"your function raised {type(error).__name__}: {error}{learner_line(error)}"
+                    f"{where}.{hint}", "raised") from None
     for name, before in case.inputs.items():
         if isinstance(before, torch.Tensor) and not torch.equal(before, inputs[name]):
             raise Wrong(f"your function changed its input {name} in place; compute new tensors "
@@ -151,6 +166,9 @@ def check_structure(name, got, exp, case):
     if not isinstance(got, torch.Tensor):
         raise Wrong(f"{name} should be a torch tensor, got {type(got).__name__}.", "type")
     shape, want = tuple(got.shape), tuple(exp.shape)
+    if shape == want and got.dtype != exp.dtype:
+        raise Wrong(f"{name} has dtype {got.dtype} but the inputs are {exp.dtype}: compute with the "
+                    f"input tensors themselves instead of creating new ones (numpy, torch.tensor).", "dtype")
     if shape == want:
         return
     if len(want) == 2 and shape == want[::-1]:
@@ -170,10 +188,13 @@ def symptom_of(name, got, exp, case, tolerance):
     if case.batch > 1 and torch.allclose(got, exp * case.batch, rtol=tolerance, atol=tolerance):
         raise Wrong(f"{name} is {case.batch} times too large on a batch of {case.batch}: you summed "
                     f"over the batch instead of averaging.", "summed")
+    if not got.any():
+        raise Wrong(f"{name} is all zeros: replace the placeholder with the real update.", "zeros")
     mask = exp.abs() > 1e-6
     if mask.any():
         ratio = got[mask] / exp[mask]
-        if torch.allclose(ratio, ratio.mean().expand_as(ratio), rtol=1e-3, atol=1e-6):
+        if (torch.isfinite(ratio).all() and ratio.mean().abs() > 1e-6
+                and torch.allclose(ratio, ratio.mean().expand_as(ratio), rtol=1e-3, atol=1e-6)):
             raise Wrong(f"{name} is off by a constant factor of {float(ratio.mean()):.4g}: check "
                         f"the constants (½, 1/batch) in your formula.", "factor")
 
