@@ -39,3 +39,11 @@ def gradient_snr(samples: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     std = samples.std(dim=0, unbiased=False)
     return (mean.abs() / (std + eps)).mean()
 
+
+
+def alignment_angle(B: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Angle in degrees between feedback weights B (n_below, n_above) and Wᵀ, the matrix backprop
+    would use in their place (Chapters 3-6): 90° for unrelated matrices, 0° for B = Wᵀ."""
+    if B.shape != W.T.shape:
+        raise ValueError(f"B has shape {tuple(B.shape)}, but Wᵀ has shape {tuple(W.T.shape)}.")
+    return angle_degrees(B, W.T)
