@@ -51,5 +51,5 @@ def plot_update_locking(schedule, ax=None):
     ax.set_ylabel("layer")
     ax.set_yticks([layer for layer, _, _ in schedule])
     ax.set_xlim(0.5, last + 0.5)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize="small")
     return fig
