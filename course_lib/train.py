@@ -84,6 +84,7 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
     example the angle between feedback and forward weights); it is also called before training,
     as epoch 0, together with the initial validation loss and accuracy.
     """
+    check_compatible(net, data)
     optimizer = make_optimizer(net, lr, momentum, weight_decay)
     generator = torch.Generator().manual_seed(seed)
     history = History()
@@ -120,6 +121,16 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
             save_checkpoint(checkpoint, history, net, rule, optimizer, generator)
     bar.close()
     return history
+
+
+def check_compatible(net: MLP, data):
+    """Fail early, in learner terms, when the network does not fit the data."""
+    if data.n_features != net.sizes[0]:
+        raise ValueError(f"The data has {data.n_features} features per sample but the network's input "
+                         f"layer has {net.sizes[0]} units: build it as MLP([{data.n_features}, ...]).")
+    if data.y_train.dim() == 1 and data.n_classes != net.sizes[-1]:
+        raise ValueError(f"The data has {data.n_classes} classes but the network has {net.sizes[-1]} "
+                         f"outputs: make the last layer {data.n_classes} units wide.")
 
 
 def record_epoch(history, epoch, train_loss, seconds, net, rule, data, on_epoch):

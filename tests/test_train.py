@@ -238,3 +238,12 @@ def test_weight_decay_shrinks_weights(small_digits):
         train(net, Backprop(), small_digits, lr=0.5, num_epochs=2, batch_size=32, weight_decay=wd, progress=False)
         norms.append(float(net.W[0].norm()))
     assert norms[1] < 0.95 * norms[0]
+
+
+def test_network_that_does_not_fit_the_data_is_refused_up_front():
+    """A 3072-input network on 784-feature data, or 5 outputs for 10 classes: one clear ValueError."""
+    data = load("digits", quick=False, device="cpu")
+    for sizes, words in (([3072, 8, 10], "784 features"), ([784, 8, 5], "10 classes")):
+        net = MLP(sizes, device="cpu")
+        with pytest.raises(ValueError, match=words):
+            train(net, Backprop(), data, lr=0.1, num_epochs=1, progress=False)
