@@ -53,3 +53,42 @@ def plot_update_locking(schedule, ax=None):
     ax.set_xlim(0.5, last + 0.5)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize="small")
     return fig
+
+
+def plot_metric(histories: dict, key: str, ylabel: str, ax=None, reference=None):
+    """One line per run of a per-epoch record ``key`` (e.g. "angle_W2" or "cos_W1" from
+    :func:`course_lib.ch03.alignment_tracker`); ``reference`` draws a dotted horizontal line
+    (backprop's value: 0° or a cosine of 1). Runs without that record are skipped (Chapters 3-4)."""
+    fig, ax = new_ax(ax)
+    for label, history in histories.items():
+        if key in history:
+            ax.plot(history["epoch"], history[key], marker="o", markersize=3, label=label)
+    if reference is not None:
+        ax.axhline(reference, color="gray", linestyle=":", label="backprop")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return fig
+
+
+def plot_weight_scatter(W, B, ax=None, title="", max_points: int = 2000, seed: int = 0):
+    """Scatter of feedforward weights (entries of Wᵀ) against the feedback weights in the same
+    place (entries of B, same shape as Wᵀ), with the diagonal B = Wᵀ (Chapter 4)."""
+    import torch
+    from .metrics import alignment_angle
+
+    fig, ax = new_ax(ax, size=(4, 4))
+    w, b = W.T.reshape(-1).cpu(), B.reshape(-1).cpu()
+    if len(w) > max_points:
+        idx = torch.randperm(len(w), generator=torch.Generator().manual_seed(seed))[:max_points]
+        w, b = w[idx], b[idx]
+    ax.scatter(w, b, s=4, alpha=0.5, label=f"angle {float(alignment_angle(B, W)):.1f}°")
+    lim = float(max(w.abs().max(), b.abs().max())) * 1.05
+    ax.plot([-lim, lim], [-lim, lim], color="gray", linestyle=":", label="B = Wᵀ")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("feedforward weight (entry of Wᵀ)")
+    ax.set_ylabel("feedback weight (entry of B)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small")
+    return fig

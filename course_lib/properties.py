@@ -7,15 +7,18 @@ COLUMNS = ("no weight transport", "local updates", "no frozen activity", "no upd
 # rule -> (full name, one flag per column: True when the rule avoids that problem, chapter)
 ROWS = {
     "BP": ("Backpropagation", (False, False, False, False), 1),
+    # B fixed and random, or learned from the activity and error at its own two ends: never copied
+    # from W. Hidden updates still need other neurons' errors, activity held from the forward
+    # pass, and a complete forward pass before the error comes down.
+    "FA": ("Feedback alignment", (True, False, False, False), 3),
+    "DFA": ("Direct feedback alignment", (True, False, False, False), 3),
+    "KP": ("Kolen-Pollack", (True, False, False, False), 4),
 }
 
 
-def property_table_markdown(rules=None) -> str:
-    """A Markdown table of the given rules (default: all rows so far), ✓ = problem avoided."""
-    rules = list(ROWS) if rules is None else rules
-    unknown = [r for r in rules if r not in ROWS]
-    if unknown:
-        raise ValueError(f"No property row for {unknown}; known rules: {list(ROWS)}.")
+def property_table_markdown(up_to_chapter: int | None = None) -> str:
+    """A Markdown table of the rules met up to ``up_to_chapter`` (default: all), ✓ = problem avoided."""
+    rules = [r for r, (_, _, chapter) in ROWS.items() if up_to_chapter is None or chapter <= up_to_chapter]
     lines = ["| rule | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for rule in rules:
         name, flags, chapter = ROWS[rule]
@@ -24,7 +27,7 @@ def property_table_markdown(rules=None) -> str:
     return "\n".join(lines)
 
 
-def property_table(rules=None):
-    """The table for display in a notebook cell."""
+def property_table(up_to_chapter: int | None = None):
+    """The table so far, for display in a notebook cell: ``property_table(up_to_chapter=3)``."""
     from IPython.display import Markdown
-    return Markdown(property_table_markdown(rules))
+    return Markdown(property_table_markdown(up_to_chapter))

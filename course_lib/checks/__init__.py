@@ -1,12 +1,16 @@
 """Graded checks, one per exercise: ``check_<exercise>(your_function)`` right under the exercise."""
 from .ch01 import check_backprop_two_layer, check_local_factors
+from .ch03 import check_feedback_alignment_updates
+from .ch04 import check_kolen_pollack_step
 from .core import CheckResult, your_function_or_reference
 
 # exercise (the function the learner writes) -> its check; tests run every solution and stub through it
 EXERCISES = {
     "backprop_two_layer": check_backprop_two_layer,
     "local_factors": check_local_factors,
+    "feedback_alignment_updates": check_feedback_alignment_updates,
+    "kolen_pollack_step": check_kolen_pollack_step,
 }
 
-__all__ = ["check_backprop_two_layer", "check_local_factors", "CheckResult", "your_function_or_reference",
-           "EXERCISES"]
+__all__ = ["check_backprop_two_layer", "check_local_factors", "check_feedback_alignment_updates",
+           "check_kolen_pollack_step", "CheckResult", "your_function_or_reference", "EXERCISES"]

@@ -1,0 +1,95 @@
+"""Chapter 4, "Kolen-Pollack": the exercise's reference answer and the chapter's demos.
+
+* :func:`kolen_pollack_step` — reference for exercise 4.1: one plain-SGD Kolen-Pollack step of a
+  two-layer network, computed with the library's :class:`~course_lib.rules.kolen_pollack.KolenPollack`.
+* :class:`TwoLayerKPRule` — a learner's step function as a rule for ``train``.
+* :func:`gap_law` — the measured gap ‖W₂ᵀ - B‖ step by step, next to (1 - lr λ)ᵗ ‖W₂ᵀ - B‖₀.
+
+The angle and cosine measurements are Chapter 3's (:mod:`course_lib.ch03`).
+"""
+import torch
+
+from .data import minibatches
+from .network import MLP
+from .rules.base import LearningRule
+from .rules.kolen_pollack import KolenPollack
+from .train import make_optimizer
+
+STEP_NAMES = ("W1", "b1", "W2", "b2", "B")
+
+
+def kolen_pollack_step(X, T, W1, b1, W2, b2, B, lr, lr_B, decay) -> dict:
+    """Reference for exercise 4.1: the parameters after one Kolen-Pollack step (plain SGD, no
+    momentum) of the chapter's network (ReLU hidden layer, cross-entropy on the logits):
+
+        W_l ← W_l - lr (ΔW_l + λ W_l),   b_l ← b_l - lr Δb_l,   B ← B - lr_B (ΔW₂ᵀ + λ B)
+
+    with FA's updates ΔW_l (the error reaches the hidden layer through the old B). New tensors are
+    returned as {"W1", "b1", "W2", "b2", "B"}; the inputs are left unchanged."""
+    W1, b1, W2, b2, B = (t.clone() for t in (W1, b1, W2, b2, B))
+    net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
+    rule = KolenPollack(decay=decay, lr_B=lr_B)
+    rule.B = [B]
+    rule.step(net, X, T, make_optimizer(net, lr))
+    return dict(zip(STEP_NAMES, (W1, b1, W2, b2, B)))
+
+
+class TwoLayerKPRule(LearningRule):
+    """Trains the chapter's two-layer network with a function shaped like :func:`kolen_pollack_step`
+    (plain SGD: the optimiser's lr is used, its momentum and weight decay are not)."""
+    name = "your KP"
+
+    def __init__(self, fn, decay=1e-3, lr_B=None, seed=0):
+        self.fn, self.inner = fn, KolenPollack(decay=decay, lr_B=lr_B, seed=seed)
+
+    @property
+    def B(self):
+        return self.inner.B
+
+    def feedback(self, net):
+        return self.inner.feedback(net)
+
+    def updates(self, net, X, y):
+        return self.inner.updates(net, X, y)
+
+    @torch.no_grad()
+    def step(self, net, X, y, optimizer):
+        if net.num_layers != 2 or net.activation.name != "relu" or net.loss.name != "cross_entropy":
+            raise ValueError("This rule is for the chapter's network: two layers, ReLU units, cross-entropy.")
+        lr = optimizer.param_groups[0]["lr"]
+        T = net.targets(y)
+        loss = net.loss(net(X), T)
+        B = self.feedback(net)
+        new = self.fn(X, T, net.W[0], net.b[0], net.W[1], net.b[1], B[0], lr,
+                      lr if self.inner.lr_B is None else self.inner.lr_B, self.inner.decay)
+        for dst, name in zip(net.parameters() + B, STEP_NAMES):
+            dst.copy_(new[name])
+        return loss
+
+    def state_dict(self):
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state):
+        self.inner.load_state_dict(state)
+
+
+@torch.no_grad()
+def gap_law(net: MLP, rule: KolenPollack, data, lr: float, num_steps: int, batch_size: int = 64,
+            seed: int = 0) -> dict:
+    """Train ``net`` with ``rule`` for ``num_steps`` plain-SGD steps (no momentum) and record the
+    gap ‖W_{l+1}ᵀ - B_l‖ after every step, for the top feedback matrix, next to the prediction
+    (1 - lr λ)ᵗ · gap₀ of the Kolen-Pollack argument. Returns {"step", "measured", "predicted"}."""
+    optimizer = make_optimizer(net, lr)
+    generator = torch.Generator().manual_seed(seed)
+    B = rule.feedback(net)
+    gaps = [(net.W[-1].T - B[-1]).norm()]
+    while len(gaps) <= num_steps:
+        for idx in minibatches(len(data.X_train), batch_size, generator, data.X_train.device):
+            rule.step(net, data.X_train[idx], data.y_train[idx], optimizer)
+            gaps.append((net.W[-1].T - B[-1]).norm())
+            if len(gaps) > num_steps:
+                break
+    measured = torch.stack(gaps).cpu()
+    steps = torch.arange(len(measured), dtype=measured.dtype)
+    predicted = measured[0] * (1 - lr * rule.decay) ** steps
+    return {"step": steps, "measured": measured, "predicted": predicted}

@@ -1,0 +1,78 @@
+"""Checks for Chapter 3's exercise: feedback alignment for a two-layer network."""
+import torch
+
+from .. import ch03
+from .ch01 import normalise_grads
+from .core import Case, CheckResult, Mistake, run_check
+
+
+def fa_cases():
+    """A fully square case first (every shape mix-up runs, so the typical mistakes are named),
+    then odd non-square sizes, batch 1, soft targets and float64."""
+    g = torch.Generator().manual_seed(3)
+    cases = []
+    for batch, n_in, n_hidden, n_out, dtype, one_hot in [(6, 5, 5, 5, torch.float32, True),
+                                                         (1, 7, 6, 3, torch.float32, True),
+                                                         (16, 30, 11, 10, torch.float32, True),
+                                                         (4, 6, 9, 4, torch.float64, False)]:
+        dark = torch.rand(batch, n_in, generator=g) < 0.3                  # pixels at exactly 0, as in images
+        X = torch.rand(batch, n_in, generator=g, dtype=dtype).masked_fill(dark, 0)
+        T = (torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
+             if one_hot else torch.softmax(torch.randn(batch, n_out, generator=g, dtype=dtype), dim=1))
+        inputs = dict(X=X, T=T,
+                      W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
+                      b1=torch.randn(n_hidden, generator=g, dtype=dtype),
+                      W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
+                      b2=torch.randn(n_out, generator=g, dtype=dtype),
+                      B=torch.randn(n_hidden, n_out, generator=g, dtype=dtype))
+        cases.append(Case(inputs, f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, "
+                                  f"{n_out} outputs ({str(dtype)[6:]})", batch))
+    return cases
+
+
+def fa_with(X, T, W1, b1, W2, b2, B, error=lambda a2, T: torch.softmax(a2, dim=1) - T,
+            feedback=lambda W2, B: B.T,
+            slope=lambda a1, a2, X: (a1 > 0)):
+    """FA for the chapter's network with one ingredient swapped: builds the wrong answers."""
+    a1 = X @ W1.T + b1
+    h1 = torch.relu(a1)
+    a2 = h1 @ W2.T + b2
+    e2 = error(a2, T)                                          # (N, n_out)
+    e1 = (e2 @ feedback(W2, B)) * slope(a1, a2, X).to(X.dtype)  # (N, n_hidden)
+    n = len(X)
+    return {"dW1": e1.T @ X / n, "db1": e1.mean(0), "dW2": e2.T @ h1 / n, "db2": e2.mean(0)}
+
+
+FA_MISTAKES = [
+    Mistake("used_W2", lambda **c: fa_with(**c, feedback=lambda W2, B: W2),
+            "you sent the error down through W2, which is backprop (weight transport). Feedback "
+            "alignment uses the fixed random matrix B instead: e1 = (e2 Bᵀ) ⊙ f'(a1)."),
+    Mistake("B_transposed", lambda **c: fa_with(**c, feedback=lambda W2, B: B),
+            "B is used the wrong way round. B has shape (n_hidden, n_out), the shape of W2ᵀ, so it "
+            "stands where W2ᵀ stands in backprop: e1 = (e2 Bᵀ) ⊙ f'(a1), i.e. e2 @ B.T."),
+    Mistake("error_sign", lambda **c: fa_with(**c, error=lambda a2, T: T - torch.softmax(a2, dim=1)),
+            "every update has the opposite sign: the output error of softmax cross-entropy is "
+            "softmax(a2) - T (prediction minus target)."),
+    Mistake("no_softmax", lambda **c: fa_with(**c, error=lambda a2, T: a2 - T),
+            "the output error is computed from the logits a2 instead of the probabilities: for "
+            "softmax cross-entropy it is softmax(a2) - T."),
+    Mistake("slope_of_output_layer", lambda **c: fa_with(**c, slope=lambda a1, a2, X: a2 > 0),
+            "the hidden error uses the slope of the wrong layer: it must be the hidden units' own "
+            "ReLU slope f'(a1) = (a1 > 0), not the output layer's."),
+    Mistake("slope_of_input", lambda **c: fa_with(**c, slope=lambda a1, a2, X: X > 0),
+            "the hidden error uses the slope of the wrong layer: it must be the hidden units' own "
+            "ReLU slope f'(a1) = (a1 > 0), computed from their pre-activation a1 = X W1ᵀ + b1."),
+    Mistake("no_hidden_slope", lambda **c: fa_with(**c, slope=lambda a1, a2, X: torch.ones_like(a1)),
+            "the hidden error is missing the ReLU slope: e1 = (e2 Bᵀ) ⊙ (a1 > 0). dW2 and db2 are right."),
+    Mistake("relu_slope_above_one", lambda **c: fa_with(**c, slope=lambda a1, a2, X: a1 > 1),
+            "the ReLU's slope is 1 wherever a1 > 0 (not a1 > 1) and 0 elsewhere."),
+]
+
+
+def check_feedback_alignment_updates(fn, verbose=True) -> CheckResult:
+    """Chapter 3 exercise "Feedback alignment for a two-layer network": compares with the library's
+    FeedbackAlignment rule on four cases (a square one, odd sizes, batch 1, float64)."""
+    return run_check("feedback_alignment_updates", fn, fa_cases(), ch03.feedback_alignment_updates,
+                     FA_MISTAKES, normalise=normalise_grads, verbose=verbose,
+                     shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
+                                "B (n_hidden, n_out) like W2ᵀ; write the shape next to each line.")

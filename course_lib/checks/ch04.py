@@ -1,0 +1,116 @@
+"""Checks for Chapter 4's exercise: one Kolen-Pollack step of a two-layer network."""
+import torch
+
+from .. import ch04
+from .core import Case, CheckResult, Mistake, Wrong, run_check
+
+
+def kp_cases():
+    """A fully square case first (so B used without its transpose runs and is named), then odd
+    non-square sizes, batch 1 and float64. lr, lr_B and the decay always differ."""
+    g = torch.Generator().manual_seed(4)
+    cases = []
+    for batch, n_in, n_hidden, n_out, dtype, lr, lr_B, decay in [
+            (6, 5, 5, 5, torch.float32, 0.1, 0.03, 0.2),
+            (1, 7, 6, 3, torch.float32, 0.05, 0.2, 0.1),
+            (16, 30, 11, 10, torch.float32, 0.2, 0.1, 0.05),
+            (4, 6, 9, 4, torch.float64, 0.3, 0.15, 0.3)]:
+        X = torch.rand(batch, n_in, generator=g, dtype=dtype)
+        T = torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
+        inputs = dict(X=X, T=T,
+                      W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
+                      b1=torch.randn(n_hidden, generator=g, dtype=dtype),
+                      W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
+                      b2=torch.randn(n_out, generator=g, dtype=dtype),
+                      B=torch.randn(n_hidden, n_out, generator=g, dtype=dtype),
+                      lr=lr, lr_B=lr_B, decay=decay)
+        cases.append(Case(inputs, f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, {n_out} outputs, "
+                                  f"lr={lr}, lr_B={lr_B}, decay={decay} ({str(dtype)[6:]})", batch))
+    return cases
+
+
+def kp_with(X, T, W1, b1, W2, b2, B, lr, lr_B, decay, feedback="B", B_update=lambda dW2: dW2.T,
+            decay_W1=1, decay_W2=1, decay_B=1, decay_b=0, lr_of_B=None, decay_outside_lr=False,
+            new_B_for_W1=False):
+    """One KP step with one ingredient swapped: builds the wrong answers."""
+    n = len(X)
+    a1 = X @ W1.T + b1
+    h1 = torch.relu(a1)
+    e2 = torch.softmax(h1 @ W2.T + b2, dim=1) - T                              # (N, n_out)
+    dW2, db2 = e2.T @ h1 / n, e2.mean(0)
+    lr_B = lr_B if lr_of_B is None else lr_of_B(lr, lr_B)
+
+    def step(p, u, rate, sign):                                                # p - rate (u + sign λ p)
+        if decay_outside_lr:
+            return p - rate * u - sign * decay * p
+        return p - rate * (u + sign * decay * p)
+
+    B_new = step(B, B_update(dW2), lr_B, decay_B)
+    back = {"B": B, "W2": W2.T, "new B": B_new}[feedback]
+    e1 = (e2 @ back.T) * (a1 > 0).to(X.dtype)                                  # (N, n_hidden)
+    dW1, db1 = e1.T @ X / n, e1.mean(0)
+    return {"W1": step(W1, dW1, lr, decay_W1), "b1": step(b1, db1, lr, decay_b),
+            "W2": step(W2, dW2, lr, decay_W2), "b2": step(b2, db2, lr, decay_b), "B": B_new}
+
+
+KP_MISTAKES = [
+    Mistake("B_not_transposed", lambda **c: kp_with(**c, B_update=lambda dW2: dW2),
+            "B got W2's update without the transpose. B stands in for W2ᵀ, shape (n_hidden, n_out), "
+            "so its update is ΔW2ᵀ: B ← B - lr_B (ΔW2ᵀ + λ B)."),
+    Mistake("B_update_sign", lambda **c: kp_with(**c, B_update=lambda dW2: -dW2.T),
+            "B's update has the opposite sign: B must receive the same update as W2ᵀ, "
+            "B ← B - lr_B (ΔW2ᵀ + λ B), or the two move apart instead of together."),
+    Mistake("lr_B_ignored", lambda **c: kp_with(**c, lr_of_B=lambda lr, lr_B: lr),
+            "B was updated with the forward learning rate lr; the feedback weights have their own "
+            "learning rate lr_B: B ← B - lr_B (ΔW2ᵀ + λ B)."),
+    Mistake("no_decay_on_B", lambda **c: kp_with(**c, decay_B=0),
+            "the decay is missing on B. Kolen-Pollack needs the same decay on both matrices: "
+            "B ← B - lr_B (ΔW2ᵀ + λ B); without it the gap W2ᵀ - B never shrinks."),
+    Mistake("no_decay_on_W", lambda **c: kp_with(**c, decay_W1=0, decay_W2=0),
+            "the decay is missing on the forward weights: W ← W - lr (ΔW + λ W) for W1 and W2 "
+            "(B and the biases are right)."),
+    Mistake("no_decay_on_W2", lambda **c: kp_with(**c, decay_W2=0),
+            "the decay is missing on W2: W2 ← W2 - lr (ΔW2 + λ W2). Without it W2ᵀ and B do not "
+            "get the same change and the gap between them does not shrink."),
+    Mistake("no_decay_on_W1", lambda **c: kp_with(**c, decay_W1=0),
+            "the decay is missing on W1: every weight matrix decays, W1 ← W1 - lr (ΔW1 + λ W1)."),
+    Mistake("decay_sign", lambda **c: kp_with(**c, decay_W1=-1, decay_W2=-1, decay_B=-1),
+            "the decay has the wrong sign: it must shrink the weights, W ← W - lr (ΔW + λ W) "
+            "(so W is multiplied by 1 - lr λ), and the same for B."),
+    Mistake("decay_sign_B", lambda **c: kp_with(**c, decay_B=-1),
+            "the decay of B has the wrong sign: B ← B - lr_B (ΔW2ᵀ + λ B) shrinks B."),
+    Mistake("decay_sign_W", lambda **c: kp_with(**c, decay_W1=-1, decay_W2=-1),
+            "the decay of W1 and W2 has the wrong sign: W ← W - lr (ΔW + λ W) shrinks W."),
+    Mistake("decay_outside_lr", lambda **c: kp_with(**c, decay_outside_lr=True),
+            "the decay is not scaled by the learning rate: the step is W ← W - lr (ΔW + λ W), "
+            "so each step shrinks W by the factor 1 - lr λ (and B by 1 - lr_B λ)."),
+    Mistake("decay_on_biases", lambda **c: kp_with(**c, decay_b=1),
+            "the biases are decayed too; in this chapter only the matrices W1, W2 and B decay "
+            "(b ← b - lr Δb)."),
+    Mistake("used_W2", lambda **c: kp_with(**c, feedback="W2"),
+            "the error reached the hidden layer through W2 (weight transport): Kolen-Pollack sends it "
+            "down through B, e1 = (e2 Bᵀ) ⊙ (a1 > 0), exactly like feedback alignment."),
+    Mistake("new_B_used", lambda **c: kp_with(**c, feedback="new B"),
+            "ΔW1 was computed with the already updated B. Compute every update from the weights "
+            "before the step (the old B), then apply them."),
+]
+
+
+def normalise_step(out) -> dict:
+    """Accept a dict with W1, b1, W2, b2, B, or a tuple/list in that order."""
+    if isinstance(out, dict):
+        return out
+    if isinstance(out, (tuple, list)) and len(out) == len(ch04.STEP_NAMES):
+        return dict(zip(ch04.STEP_NAMES, out))
+    raise Wrong(f"return a dict with keys {', '.join(ch04.STEP_NAMES)}, the parameters after the step "
+                f"(got {type(out).__name__}"
+                + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ").", "structure")
+
+
+def check_kolen_pollack_step(fn, verbose=True) -> CheckResult:
+    """Chapter 4 exercise "One Kolen-Pollack step": compares with the library's KolenPollack rule
+    on four cases (a square one, odd sizes, batch 1, float64), each with its own lr, lr_B and λ."""
+    return run_check("kolen_pollack_step", fn, kp_cases(), ch04.kolen_pollack_step, KP_MISTAKES,
+                     normalise=normalise_step, verbose=verbose,
+                     shape_hint="Shapes: W1 (n_hidden, n_in), W2 (n_out, n_hidden), B (n_hidden, n_out) "
+                                "like W2ᵀ, so B's update is ΔW2ᵀ.")

@@ -1,0 +1,140 @@
+"""Feedback alignment and two relatives (Chapter 3, "Feedback alignment").
+
+Backprop sends the error down through the transposed forward weights, ``e_l = (e_{l+1} W_{l+1}) ⊙ f'(a_l)``:
+the backward pathway must know the forward synapses (weight transport). Feedback alignment (FA,
+Lillicrap et al. 2016) sends it through fixed random matrices instead,
+
+    e_l = (e_{l+1} B_{l+1}ᵀ) ⊙ f'(a_l)        B_{l+1}: (n_l, n_{l+1}), in the place of W_{l+1}ᵀ
+
+and keeps the local outer-product updates. It still learns because the forward weights come to
+align with B. The same mechanism (:func:`course_lib.rules.base.propagate_errors`) serves backprop,
+FA, sign symmetry and Kolen-Pollack (Chapter 4); only the matrix that carries the error changes.
+
+* :class:`FeedbackAlignment` — fixed random B for every layer but the first.
+* :class:`DirectFeedbackAlignment` — the output error goes straight to every hidden layer through a
+  fixed random D_l (n_l, n_out) (Nøkland 2016); no error travels layer by layer.
+* :class:`SignSymmetry` — B = sign(W_{l+1})ᵀ, scaled to W's mean magnitude (Liao et al. 2016): only
+  the signs of the forward weights are transported.
+
+Every rule here exposes ``feedback(net)``, the matrices it uses in the place of W_{l+1}ᵀ, so the
+angle between them and the forward weights can be measured (:mod:`course_lib.ch03`).
+"""
+import math
+
+import torch
+
+from .base import LearningRule, output_error, outer_product_updates, propagate_errors
+
+
+def random_feedback(shape, like: torch.Tensor, generator: torch.Generator, scale=None) -> torch.Tensor:
+    """A random (n_l, n_{l+1}) feedback matrix on ``like``'s device and dtype.
+
+    ``scale=None``: uniform with the same standard deviation as ``like`` (the forward matrix it
+    stands in for), so the backward signal has backprop's size at the start; a float: N(0, scale²).
+    """
+    if scale is None:
+        std = float(like.float().std()) if like.numel() > 1 else 1.0
+        r = math.sqrt(3) * (std if std > 0 else 1.0)  # U(-r, r) has standard deviation r/√3
+        B = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 * r - r
+    else:
+        B = torch.randn(shape, generator=generator, dtype=torch.float64) * float(scale)
+    return B.to(device=like.device, dtype=like.dtype)
+
+
+class FeedbackAlignment(LearningRule):
+    """Feedback alignment for a network of any depth, with fixed random feedback matrices.
+
+    ``B[l]`` (shape (n_l, n_{l+1}), 0-based like ``net.W``) carries the error from layer l+1 down to
+    layer l in the place of ``net.W[l+1].T``. The matrices are drawn on first use from the network's
+    shapes with ``seed`` (see :func:`random_feedback` for ``scale``), on the network's device, and
+    then never change. One rule object belongs to one network: train a second network with a new
+    rule object (or the same B on purpose, for a controlled comparison).
+    """
+    name = "FA"
+
+    def __init__(self, seed: int = 0, scale=None):
+        self.seed, self.scale = seed, scale
+        self.B = None
+
+    def feedback(self, net) -> list:
+        """The feedback matrices [B₂, ..., B_L] (0-based list), created on first use."""
+        shapes = [tuple(W.T.shape) for W in net.W[1:]]
+        if self.B is None:
+            g = torch.Generator().manual_seed(self.seed)
+            self.B = [random_feedback(shape, W, g, self.scale) for shape, W in zip(shapes, net.W[1:])]
+        elif [tuple(B.shape) for B in self.B] != shapes:
+            raise ValueError(f"This {self.name} rule's feedback matrices have shapes "
+                             f"{[tuple(B.shape) for B in self.B]}, but the network needs {shapes}: "
+                             f"create a new rule object for a network of another shape.")
+        return self.B
+
+    def updates(self, net, X, y):
+        fwd = net.forward(X)
+        T = net.targets(y)
+        e_L = output_error(net, fwd, T)                                      # (batch, n_L)
+        errors = propagate_errors(net, fwd, e_L, feedback=self.feedback(net))
+        return outer_product_updates(fwd, errors), net.loss(fwd.output, T)
+
+    def state_dict(self) -> dict:
+        return {"B": None if self.B is None else [B.clone() for B in self.B]}
+
+    def load_state_dict(self, state: dict):
+        B = state.get("B")
+        if B is None:
+            self.B = None
+        elif self.B is None:
+            self.B = [b.clone() for b in B]
+        else:
+            for dst, src in zip(self.B, B):
+                dst.copy_(src)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(seed={self.seed}, scale={self.scale})"
+
+
+class DirectFeedbackAlignment(FeedbackAlignment):
+    """Direct feedback alignment: every hidden layer gets the *output* error through its own fixed
+    random matrix, ``e_l = (e_L D_lᵀ) ⊙ f'(a_l)`` with ``D_l`` of shape (n_l, n_L).
+
+    The backprop matrix D_l stands in for is the product (W_L ⋯ W_{l+1})ᵀ of the forward weights
+    above layer l (for the last hidden layer simply W_Lᵀ: with one hidden layer DFA is FA).
+    """
+    name = "DFA"
+
+    def feedback(self, net) -> list:
+        n_out = net.sizes[-1]
+        shapes = [(n, n_out) for n in net.sizes[1:-1]]
+        if self.B is None:
+            g = torch.Generator().manual_seed(self.seed)
+            self.B = [random_feedback(shape, W, g, self.scale) for shape, W in zip(shapes, net.W[1:])]
+        elif [tuple(B.shape) for B in self.B] != shapes:
+            raise ValueError(f"This DFA rule's matrices have shapes {[tuple(B.shape) for B in self.B]}, "
+                             f"but the network needs {shapes}: create a new rule object.")
+        return self.B
+
+    def updates(self, net, X, y):
+        fwd = net.forward(X)
+        T = net.targets(y)
+        e_L = output_error(net, fwd, T)                                      # (batch, n_L)
+        errors = [(e_L @ D.T) * net.activation_of(l).grad(fwd.a[l], fwd.h[l + 1])   # (batch, n_l)
+                  for l, D in enumerate(self.feedback(net))] + [e_L]
+        return outer_product_updates(fwd, errors), net.loss(fwd.output, T)
+
+
+class SignSymmetry(LearningRule):
+    """Sign symmetry: the error travels down through ``sign(W_{l+1})ᵀ · mean|W_{l+1}|``.
+
+    Only the signs of the forward weights are transported (one bit per synapse), plus one scale per
+    layer so the backward signal has backprop's size. Nothing is stored: the feedback follows W.
+    """
+    name = "sign symmetry"
+
+    def feedback(self, net) -> list:
+        return [torch.sign(W.T) * W.abs().mean() for W in net.W[1:]]
+
+    def updates(self, net, X, y):
+        fwd = net.forward(X)
+        T = net.targets(y)
+        e_L = output_error(net, fwd, T)
+        errors = propagate_errors(net, fwd, e_L, feedback=self.feedback(net))
+        return outer_product_updates(fwd, errors), net.loss(fwd.output, T)
