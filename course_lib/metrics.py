@@ -47,3 +47,10 @@ def alignment_angle(B: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     if B.shape != W.T.shape:
         raise ValueError(f"B has shape {tuple(B.shape)}, but Wᵀ has shape {tuple(W.T.shape)}.")
     return angle_degrees(B, W.T)
+
+
+def gradient_snr_from_moments(mean: torch.Tensor, mean_sq: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """:func:`gradient_snr` from the per-parameter mean and mean square of the samples, when the
+    samples themselves are too many to hold (Chapter 2): std = √(mean_sq - mean²)."""
+    std = (mean_sq - mean ** 2).clamp_min(0).sqrt()
+    return (mean.abs() / (std + eps)).mean()

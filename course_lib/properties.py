@@ -7,6 +7,10 @@ COLUMNS = ("no weight transport", "local updates", "no frozen activity", "no upd
 # rule -> (full name, one flag per column: True when the rule avoids that problem, chapter)
 ROWS = {
     "BP": ("Backpropagation", (False, False, False, False), 1),
+    # Nothing travels backwards; each synapse combines its own jitter and presynaptic activity with
+    # one broadcast scalar (the loss change), held as an eligibility trace until it arrives; all
+    # layers update at once when it does.
+    "WP/NP": ("Weight and node perturbation", (True, True, False, True), 2),
     # B fixed and random, or learned from the activity and error at its own two ends: never copied
     # from W. Hidden updates still need other neurons' errors, activity held from the forward
     # pass, and a complete forward pass before the error comes down.

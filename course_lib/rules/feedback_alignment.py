@@ -58,7 +58,7 @@ class FeedbackAlignment(LearningRule):
 
     def feedback(self, net) -> list:
         """The feedback matrices [B₂, ..., B_L] (0-based list), created on first use."""
-        shapes = [tuple(W.T.shape) for W in net.W[1:]]
+        shapes = self.feedback_shapes(net)
         if self.B is None:
             g = torch.Generator().manual_seed(self.seed)
             self.B = [random_feedback(shape, W, g, self.scale) for shape, W in zip(shapes, net.W[1:])]
@@ -67,6 +67,10 @@ class FeedbackAlignment(LearningRule):
                              f"{[tuple(B.shape) for B in self.B]}, but the network needs {shapes}: "
                              f"create a new rule object for a network of another shape.")
         return self.B
+
+    def feedback_shapes(self, net) -> list:
+        """B_{l+1} stands in for W_{l+1}ᵀ: shape (n_l, n_{l+1})."""
+        return [tuple(W.T.shape) for W in net.W[1:]]
 
     def updates(self, net, X, y):
         fwd = net.forward(X)
@@ -101,16 +105,9 @@ class DirectFeedbackAlignment(FeedbackAlignment):
     """
     name = "DFA"
 
-    def feedback(self, net) -> list:
-        n_out = net.sizes[-1]
-        shapes = [(n, n_out) for n in net.sizes[1:-1]]
-        if self.B is None:
-            g = torch.Generator().manual_seed(self.seed)
-            self.B = [random_feedback(shape, W, g, self.scale) for shape, W in zip(shapes, net.W[1:])]
-        elif [tuple(B.shape) for B in self.B] != shapes:
-            raise ValueError(f"This DFA rule's matrices have shapes {[tuple(B.shape) for B in self.B]}, "
-                             f"but the network needs {shapes}: create a new rule object.")
-        return self.B
+    def feedback_shapes(self, net) -> list:
+        """D_l sends the output error straight to hidden layer l: shape (n_l, n_out)."""
+        return [(n, net.sizes[-1]) for n in net.sizes[1:-1]]
 
     def updates(self, net, X, y):
         fwd = net.forward(X)
@@ -121,7 +118,7 @@ class DirectFeedbackAlignment(FeedbackAlignment):
         return outer_product_updates(fwd, errors), net.loss(fwd.output, T)
 
 
-class SignSymmetry(LearningRule):
+class SignSymmetry(FeedbackAlignment):
     """Sign symmetry: the error travels down through ``sign(W_{l+1})ᵀ · mean|W_{l+1}|``.
 
     Only the signs of the forward weights are transported (one bit per synapse), plus one scale per
@@ -132,9 +129,5 @@ class SignSymmetry(LearningRule):
     def feedback(self, net) -> list:
         return [torch.sign(W.T) * W.abs().mean() for W in net.W[1:]]
 
-    def updates(self, net, X, y):
-        fwd = net.forward(X)
-        T = net.targets(y)
-        e_L = output_error(net, fwd, T)
-        errors = propagate_errors(net, fwd, e_L, feedback=self.feedback(net))
-        return outer_product_updates(fwd, errors), net.loss(fwd.output, T)
+    def __repr__(self):
+        return "SignSymmetry()"

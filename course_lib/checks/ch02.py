@@ -1,0 +1,283 @@
+"""Checks for Chapter 2's exercises: weight perturbation, node perturbation, and the variance of
+weight perturbation on a linear network (explained in the chapter's notebooks).
+
+The noise is an input of every exercise function, so the answers are deterministic and can be
+compared with the reference exactly. The first test case has equally wide layers, so that using
+another layer's noise gives an answer of the right shape, which the check can then name.
+"""
+import torch
+
+from .. import ch02
+from .core import Case, CheckResult, Mistake, Wrong, call_learner, report, run_check
+
+GRAD_NAMES = ch02.GRAD_NAMES
+MOMENT_NAMES = ("second_moment", "variance")
+SIMULATED = 20_000  # noise samples the variance check simulates to test the formula
+
+
+def describe(batch, n_in, n_hidden, n_out, dtype, sigma):
+    return (f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, {n_out} outputs, "
+            f"sigma {sigma:g} ({str(dtype)[6:]})")
+
+
+def two_layer_cases(kind: str):
+    """Square layers first; then batch 1, real-valued targets, float32 and float64, several sigmas."""
+    g = torch.Generator().manual_seed(2)
+    cases = []
+    for batch, n_in, n_hidden, n_out, dtype, sigma, one_hot in [(5, 4, 4, 4, torch.float64, 0.1, True),
+                                                               (1, 7, 5, 3, torch.float32, 0.2, True),
+                                                               (16, 30, 11, 10, torch.float32, 0.3, False),
+                                                               (3, 6, 4, 2, torch.float64, 0.01, False)]:
+        X = torch.rand(batch, n_in, generator=g, dtype=dtype)
+        T = (torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
+             if one_hot else torch.rand(batch, n_out, generator=g, dtype=dtype))
+        params = dict(W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
+                      b1=torch.randn(n_hidden, generator=g, dtype=dtype),
+                      W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
+                      b2=torch.randn(n_out, generator=g, dtype=dtype))
+        if kind == "weight":
+            noise = {f"xi_{k}": torch.randn(v.shape, generator=g, dtype=dtype) * sigma for k, v in params.items()}
+        else:
+            noise = {"xi1": torch.randn(batch, n_hidden, generator=g, dtype=dtype) * sigma,
+                     "xi2": torch.randn(batch, n_out, generator=g, dtype=dtype) * sigma}
+        cases.append(Case(dict(X=X, T=T, **params, **noise, sigma=sigma),
+                          describe(batch, n_in, n_hidden, n_out, dtype, sigma), batch))
+    return cases
+
+
+def normalise_grads(out) -> dict:
+    """Accept a dict with dW1, db1, dW2, db2, or a tuple/list in that order."""
+    if isinstance(out, dict):
+        return out
+    if isinstance(out, (tuple, list)) and len(out) == 4:
+        return dict(zip(GRAD_NAMES, out))
+    raise Wrong(f"return a dict with keys {', '.join(GRAD_NAMES)} (got {type(out).__name__}"
+                + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ").", "structure")
+
+
+# ---------------------------------------------------------------- weight perturbation
+
+def wp_with(X, T, W1, b1, W2, b2, xi_W1, xi_b1, xi_W2, xi_b2, sigma, sign=1, power=2, reduce="mean",
+            correlate_with=None):
+    """Weight perturbation with one ingredient changed: builds the typical wrong answers."""
+    def loss(W1, b1, W2, b2):
+        h2 = torch.sigmoid(torch.sigmoid(X @ W1.T + b1) @ W2.T + b2)
+        per_sample = 0.5 * ((h2 - T) ** 2).sum(dim=1)
+        return per_sample.mean() if reduce == "mean" else per_sample.sum()
+    delta = sign * (loss(W1 + xi_W1, b1 + xi_b1, W2 + xi_W2, b2 + xi_b2) - loss(W1, b1, W2, b2))
+    xi = dict(dW1=xi_W1, db1=xi_b1, dW2=xi_W2, db2=xi_b2)
+    if correlate_with is not None:
+        xi = {k: xi[v] for k, v in correlate_with.items()}
+    return {k: delta * v / sigma ** power for k, v in xi.items()}
+
+
+OTHER_LAYER_HINT = ("each layer's update must be correlated with that layer's own noise: dW1 with xi_W1, "
+                    "db1 with xi_b1, dW2 with xi_W2, db2 with xi_b2.")
+SWAPPED = dict(dW1="dW2", db1="db2", dW2="dW1", db2="db1")
+ALL_FIRST = dict(dW1="dW1", db1="db1", dW2="dW1", db2="db1")
+ALL_SECOND = dict(dW1="dW2", db1="db2", dW2="dW2", db2="db2")
+
+WP_MISTAKES = [
+    Mistake("loss_difference_sign", lambda **c: wp_with(**c, sign=-1),
+            "the loss difference has the opposite sign: use L(θ + ξ) - L(θ), perturbed minus clean, so "
+            "the update points uphill like the gradient (the optimiser subtracts it)."),
+    Mistake("no_sigma_squared", lambda **c: wp_with(**c, power=0),
+            "the update is missing the factor 1/σ²: divide (L(θ + ξ) - L(θ)) ξ by sigma ** 2."),
+    Mistake("divided_by_sigma", lambda **c: wp_with(**c, power=1),
+            "you divided by σ; the estimate needs 1/σ² (sigma ** 2), because E[ξ ξᵀ] = σ² I."),
+    Mistake("summed_over_batch", lambda **c: wp_with(**c, reduce="sum"),
+            "the loss is summed over the batch; use the batch-mean loss L = mean over samples of "
+            "½‖h2 - T‖², so the update is a batch mean like the other rules'."),
+] + [Mistake("other_layer_noise", lambda mapping=m, **c: wp_with(**c, correlate_with=mapping), OTHER_LAYER_HINT)
+     for m in (SWAPPED, ALL_FIRST, ALL_SECOND)]
+
+
+def check_weight_perturbation_update(fn, verbose=True) -> CheckResult:
+    """Chapter 2 exercise "Weight perturbation": compares with the reference on four cases."""
+    return run_check("weight_perturbation_update", fn, two_layer_cases("weight"), ch02.weight_perturbation_update,
+                     WP_MISTAKES, normalise=normalise_grads, verbose=verbose,
+                     shape_hint="Each update has the shape of its parameter: dW1 like W1 and xi_W1, "
+                                "db1 like b1 and xi_b1, and so on.")
+
+
+# ---------------------------------------------------------------- node perturbation
+
+def np_with(X, T, W1, b1, W2, b2, xi1, xi2, sigma, sign=1, power=2, reduce="mean", after=False,
+            batch_delta=False, noisy_pre=False, swap=None):
+    """Node perturbation with one ingredient changed: builds the typical wrong answers."""
+    def run(n1, n2):
+        a1 = X @ W1.T + b1
+        h1 = torch.sigmoid(a1) + n1 if after else torch.sigmoid(a1 + n1)
+        a2 = h1 @ W2.T + b2
+        h2 = torch.sigmoid(a2) + n2 if after else torch.sigmoid(a2 + n2)
+        return h1, 0.5 * ((h2 - T) ** 2).sum(dim=1)
+    h1, clean = run(0, 0)
+    h1_noisy, noisy = run(xi1, xi2)
+    delta = sign * (noisy - clean)                                  # (N,)
+    if batch_delta:
+        delta = delta.mean().expand_as(delta)
+    noise = {"1": xi1, "2": xi2}
+    first, second = (noise[k] for k in (swap or "12"))
+    e1, e2 = delta[:, None] * first / sigma ** power, delta[:, None] * second / sigma ** power
+    n = len(X) if reduce == "mean" else 1
+    pre = h1_noisy if noisy_pre else h1
+    return {"dW1": e1.T @ X / n, "db1": e1.sum(0) / n, "dW2": e2.T @ pre / n, "db2": e2.sum(0) / n}
+
+
+NP_OTHER_LAYER_HINT = ("each layer's update must be correlated with the noise of its own units: the hidden "
+                       "layer (dW1, db1) with xi1, the output layer (dW2, db2) with xi2.")
+
+NP_MISTAKES = [
+    Mistake("loss_difference_sign", lambda **c: np_with(**c, sign=-1),
+            "the loss difference has the opposite sign: use δL = L_noisy - L_clean per sample, so the "
+            "update points uphill like the gradient (the optimiser subtracts it)."),
+    Mistake("no_sigma_squared", lambda **c: np_with(**c, power=0),
+            "the update is missing the factor 1/σ²: the error of a unit is δL · ξ / sigma ** 2."),
+    Mistake("divided_by_sigma", lambda **c: np_with(**c, power=1),
+            "you divided by σ; the estimate needs 1/σ² (sigma ** 2), because E[ξ_i ξ_k] = σ² when i = k."),
+    Mistake("summed_over_batch", lambda **c: np_with(**c, reduce="sum"),
+            "the update is summed over the batch; divide the matrix products by the batch size N "
+            "(and average the bias updates) to get batch means."),
+    Mistake("noise_after_nonlinearity", lambda **c: np_with(**c, after=True),
+            "you added the noise after the sigmoid (to h); this rule perturbs the pre-activations: "
+            "h1 = σ(X W1ᵀ + b1 + xi1), h2 = σ(h1 W2ᵀ + b2 + xi2)."),
+    Mistake("batch_loss_difference", lambda **c: np_with(**c, batch_delta=True),
+            "you used one loss difference for the whole batch; node perturbation uses each sample's "
+            "own δL_n = L_n(noisy) - L_n(clean), a vector of shape (N,), because each sample has its own noise."),
+    Mistake("noisy_presynaptic", lambda **c: np_with(**c, noisy_pre=True),
+            "dW2 uses the noisy hidden activity; the rule pairs the output error with the clean "
+            "presynaptic activity h1 = σ(X W1ᵀ + b1) of the forward pass without noise."),
+] + [Mistake("other_layer_noise", lambda s=s, **c: np_with(**c, swap=s), NP_OTHER_LAYER_HINT)
+     for s in ("21", "11", "22")]
+
+
+def check_node_perturbation_update(fn, verbose=True) -> CheckResult:
+    """Chapter 2 exercise "Node perturbation": compares with the reference on four cases."""
+    return run_check("node_perturbation_update", fn, two_layer_cases("node"), ch02.node_perturbation_update,
+                     NP_MISTAKES, normalise=normalise_grads, verbose=verbose,
+                     shape_hint="Shapes: xi1 (N, n_hidden) like the hidden pre-activations, xi2 (N, n_out); "
+                                "the loss difference δL is (N,): use δL[:, None] * xi1 for the errors.")
+
+
+# ---------------------------------------------------------------- variance of weight perturbation
+
+def linear_cases(with_noise=True):
+    """Linear networks ŷ = W x with odd sizes, several sigmas and learning rates, float32 and float64."""
+    g = torch.Generator().manual_seed(3)
+    cases = []
+    for M, N, K, dtype, sigma, lr in [(3, 4, 50, torch.float64, 0.1, 1.0), (1, 5, 7, torch.float64, 0.01, 0.5),
+                                      (6, 2, 200, torch.float32, 0.05, 1.0), (4, 4, 1, torch.float64, 0.02, 0.2)]:
+        W = torch.randn(M, N, generator=g, dtype=dtype)
+        x, t = torch.randn(N, generator=g, dtype=dtype), torch.randn(M, generator=g, dtype=dtype)
+        inputs = dict(W=W, x=x, t=t)
+        if with_noise:
+            inputs.update(xi=torch.randn(K, M, N, generator=g, dtype=dtype) * sigma, sigma=sigma)
+        inputs["lr"] = lr
+        label = f"W of shape ({M}, {N})" + (f", {K} noise samples, sigma {sigma:g}" if with_noise else "")
+        cases.append(Case(inputs, f"{label}, lr {lr:g} ({str(dtype)[6:]})", batch=K if with_noise else 1))
+    return cases
+
+
+def normalise_moments(out) -> dict:
+    """Accept a dict with second_moment and variance, or a (second_moment, variance) pair."""
+    if isinstance(out, dict):
+        return out
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        return dict(zip(MOMENT_NAMES, out))
+    raise Wrong(f"return a dict with keys {', '.join(MOMENT_NAMES)} (got {type(out).__name__}"
+                + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ").", "structure")
+
+
+def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, ddof=0, reduce="mean"):
+    changes = -lr ** lr_power * (0.5 * (((W + xi) @ x - t) ** 2).sum(1) - 0.5 * ((W @ x - t) ** 2).sum()
+                                 )[:, None, None] * xi / sigma ** power
+    K = len(xi)
+    second = (changes ** 2).sum(0) / (K if reduce == "mean" else 1)
+    mean = changes.mean(0)
+    variance = ((changes - mean) ** 2).sum(0) / (max(K - ddof, 1) if reduce == "mean" else 1)
+    return {"second_moment": second, "variance": variance}
+
+
+EMPIRICAL_MISTAKES = [
+    Mistake("no_sigma_squared", lambda **c: empirical_with(**c, power=0),
+            "the weight changes are missing the factor 1/σ²: ΔW_k = -lr (L(W + ξ_k) - L(W)) ξ_k / sigma ** 2."),
+    Mistake("divided_by_sigma", lambda **c: empirical_with(**c, power=1),
+            "you divided by σ; the weight change needs 1/σ² (sigma ** 2)."),
+    Mistake("no_learning_rate", lambda **c: empirical_with(**c, lr_power=0),
+            "the moments are of the weight change ΔW = -lr · estimate: multiply by the learning rate lr."),
+    Mistake("unbiased_variance", lambda **c: empirical_with(**c, ddof=1),
+            "you divided by K - 1; here the variance is the mean of the squared deviations over the K "
+            "samples (divide by K, like torch.var(..., unbiased=False)), as in the SNR."),
+    Mistake("summed_over_samples", lambda **c: empirical_with(**c, reduce="sum"),
+            "the moments are summed over the noise samples; average over them (dimension 0) instead."),
+    Mistake("swapped", lambda **c: dict(zip(MOMENT_NAMES[::-1], empirical_with(**c).values())),
+            "second_moment and variance are swapped: the second moment is mean_k ΔW_k², the variance "
+            "mean_k (ΔW_k - mean ΔW)²."),
+]
+
+
+def check_wp_empirical_moments(fn, verbose=True) -> CheckResult:
+    """Chapter 2 exercise "Variance of weight perturbation" (simulation): compares with the reference."""
+    return run_check("wp_empirical_moments", fn, linear_cases(), ch02.wp_empirical_moments, EMPIRICAL_MISTAKES,
+                     normalise=normalise_moments, verbose=verbose,
+                     shape_hint="Shapes: W (M, N), x (N,), t (M,), xi (K, M, N); (W + xi) @ x is (K, M).")
+
+
+def predicted_with(W, x, t, lr, own=3, include_own=False, lr_power=2, subtract_mean=True):
+    g = torch.outer(W @ x - t, x)
+    total = (g ** 2).sum()
+    others = total if include_own else total - g ** 2
+    second = lr ** lr_power * (own * g ** 2 + others)
+    return {"second_moment": second, "variance": second - (lr ** lr_power * g ** 2 if subtract_mean else 0)}
+
+
+PREDICTED_MISTAKES = [
+    Mistake("own_term_factor", lambda **c: predicted_with(**c, own=1),
+            "the weight's own term has the factor 3: E[ξ_ij⁴] = 3σ⁴ for a Gaussian, so "
+            "E[ΔW_ij²] = 3η²g_ij² + η² Σ_{kl≠ij} g_kl²."),
+    Mistake("sum_includes_own_weight", lambda **c: predicted_with(**c, include_own=True),
+            "the sum Σ_{kl≠ij} g_kl² leaves out the weight ij itself (its term is the 3η²g_ij²): "
+            "use the total Σ_kl g_kl² minus g_ij²."),
+    Mistake("no_learning_rate", lambda **c: predicted_with(**c, lr_power=0),
+            "the moments of the weight change ΔW = -η · estimate carry the factor η² (lr ** 2)."),
+    Mistake("learning_rate_not_squared", lambda **c: predicted_with(**c, lr_power=1),
+            "the learning rate enters squared: η² (lr ** 2), because ΔW² has η twice."),
+    Mistake("variance_is_second_moment", lambda **c: predicted_with(**c, subtract_mean=False),
+            "the variance is the second moment minus the squared mean: Var = E[ΔW²] - (E ΔW)², and "
+            "E ΔW_ij = -η g_ij, so subtract η² g_ij²."),
+]
+
+
+def check_wp_predicted_moments(fn, verbose=True) -> CheckResult:
+    """Chapter 2 exercise "Variance of weight perturbation" (formula): compares with the reference,
+    then with 20,000 simulated weight changes, which must agree within sampling error."""
+    exercise = "wp_predicted_moments"
+    result = run_check(exercise, fn, linear_cases(with_noise=False), ch02.wp_predicted_moments,
+                       PREDICTED_MISTAKES, normalise=normalise_moments, verbose=False,
+                       shape_hint="Shapes: W (M, N), x (N,), t (M,); the gradient g = (W x - t) xᵀ is (M, N).")
+    if not result:
+        if verbose:
+            print(result.message)
+        return result
+    try:
+        z = simulated_deviation(fn)
+    except Wrong as wrong:
+        return report(exercise, wrong=wrong, verbose=verbose)
+    return report(exercise, f"correct on all {len(linear_cases(False))} test cases, and within "
+                            f"{z:.1f} standard errors of {SIMULATED:,} simulated weight changes.", verbose=verbose)
+
+
+def simulated_deviation(fn) -> float:
+    """Largest |empirical - predicted| / standard error over the weights of a 4×5 linear network."""
+    g = torch.Generator().manual_seed(4)
+    M, N, sigma, lr = 4, 5, 1e-4, 0.5
+    W, x, t = torch.randn(M, N, generator=g, dtype=torch.float64), torch.randn(N, generator=g, dtype=torch.float64), \
+        torch.randn(M, generator=g, dtype=torch.float64)
+    xi = torch.randn(SIMULATED, M, N, generator=g, dtype=torch.float64) * sigma
+    squares = ch02.linear_wp_changes(W, x, t, xi, sigma, lr) ** 2               # (K, M, N)
+    predicted = normalise_moments(call_learner("wp_predicted_moments", fn, Case(dict(W=W, x=x, t=t, lr=lr), "")))
+    z = ((squares.mean(0) - predicted["second_moment"]).abs() / (squares.std(0) / SIMULATED ** 0.5)).max()
+    if not z < 5:
+        raise Wrong(f"your second moment differs from {SIMULATED:,} simulated weight changes by {float(z):.1f} "
+                    f"standard errors.", "simulation")
+    return float(z)
