@@ -175,9 +175,10 @@ def weight_perturbation_moments(net, rule, X, T, layer, chunk):
     W, b = net.W[layer], net.b[layer]
     total_W, total_b = torch.zeros_like(W), torch.zeros_like(b)
     square_W, square_b = torch.zeros_like(W), torch.zeros_like(b)
+    buffers = [torch.empty((chunk, *p.shape), device=p.device, dtype=p.dtype) for p in net.parameters()]
     for Xc, Tc in zip(X.split(chunk), T.split(chunk)):
         C = len(Xc)
-        z = [rule.noise.randn((C, *p.shape), p) for p in net.parameters()]           # own noise per sample
+        z = [rule.noise.normal_(buffer[:C]) for buffer in buffers]                  # own noise per sample
         clean = net.loss.per_sample(net(Xc), Tc)                                      # (C,)
         delta = perturbed_weight_losses(net, Xc[:, None, :], Tc[:, None, :], z, scale=sigma)[:, 0] - clean
         for total, square, z_p in ((total_W, square_W, z[2 * layer]), (total_b, square_b, z[2 * layer + 1])):

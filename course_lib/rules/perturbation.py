@@ -36,13 +36,21 @@ class NoiseSource:
     def __init__(self, seed=None):
         self.seed, self.generators = seed, {}
 
+    def generator(self, device):
+        """This source's generator for ``device`` (None: torch's global one, when unseeded)."""
+        if self.seed is None:
+            return None
+        key = str(device)
+        if key not in self.generators:
+            self.generators[key] = torch.Generator(device=device).manual_seed(self.seed)
+        return self.generators[key]
+
+    def normal_(self, out: torch.Tensor) -> torch.Tensor:
+        """Fill ``out`` with standard Gaussian noise in place (reusing its memory)."""
+        return out.normal_(generator=self.generator(out.device))
+
     def randn(self, shape, like: torch.Tensor) -> torch.Tensor:
-        generator = None
-        if self.seed is not None:
-            key = str(like.device)
-            if key not in self.generators:
-                self.generators[key] = torch.Generator(device=like.device).manual_seed(self.seed)
-            generator = self.generators[key]
+        generator = self.generator(like.device)
         return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
