@@ -3,8 +3,6 @@
 The exercises' reference implementations (used by the checks, and by the notebook when an
 exercise is left unfinished) and the small simulations that make the four problems concrete.
 """
-import torch
-
 from .network import MLP, ForwardPass
 from .rules import Backprop, LearningRule, output_error, outer_product_updates, propagate_errors
 

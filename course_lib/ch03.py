@@ -15,7 +15,6 @@ import torch
 from .metrics import angle_degrees, cosine_similarity
 from .network import MLP
 from .rules.backprop import Backprop
-from .rules.base import LearningRule
 from .rules.feedback_alignment import DirectFeedbackAlignment, FeedbackAlignment
 from .train import History, train
 
@@ -31,20 +30,14 @@ def feedback_alignment_updates(X, T, W1, b1, W2, b2, B) -> dict:
     return {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}
 
 
-class TwoLayerFARule(LearningRule):
+class TwoLayerFARule(FeedbackAlignment):
     """Turns a function shaped like :func:`feedback_alignment_updates` into a rule for ``train``
     (Chapter 3, "Training with your own feedback alignment"). B is drawn like the library's."""
     name = "your FA"
 
     def __init__(self, fn, seed=0):
-        self.fn, self.inner = fn, FeedbackAlignment(seed=seed)
-
-    @property
-    def B(self):
-        return self.inner.B
-
-    def feedback(self, net):
-        return self.inner.feedback(net)
+        super().__init__(seed=seed)
+        self.fn = fn
 
     def updates(self, net, X, y):
         if net.num_layers != 2 or net.activation.name != "relu" or net.loss.name != "cross_entropy":
@@ -52,12 +45,6 @@ class TwoLayerFARule(LearningRule):
         T = net.targets(y)
         u = self.fn(X, T, net.W[0], net.b[0], net.W[1], net.b[1], self.feedback(net)[0])
         return [u["dW1"], u["db1"], u["dW2"], u["db2"]], net.loss(net(X), T)
-
-    def state_dict(self):
-        return self.inner.state_dict()
-
-    def load_state_dict(self, state):
-        self.inner.load_state_dict(state)
 
 
 def backprop_counterparts(net: MLP, rule) -> list:

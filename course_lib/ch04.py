@@ -11,7 +11,6 @@ import torch
 
 from .data import minibatches
 from .network import MLP
-from .rules.base import LearningRule
 from .rules.kolen_pollack import KolenPollack
 from .train import make_optimizer
 
@@ -34,23 +33,14 @@ def kolen_pollack_step(X, T, W1, b1, W2, b2, B, lr, lr_B, decay) -> dict:
     return dict(zip(STEP_NAMES, (W1, b1, W2, b2, B)))
 
 
-class TwoLayerKPRule(LearningRule):
+class TwoLayerKPRule(KolenPollack):
     """Trains the chapter's two-layer network with a function shaped like :func:`kolen_pollack_step`
     (plain SGD: the optimiser's lr is used, its momentum and weight decay are not)."""
     name = "your KP"
 
     def __init__(self, fn, decay=1e-3, lr_B=None, seed=0):
-        self.fn, self.inner = fn, KolenPollack(decay=decay, lr_B=lr_B, seed=seed)
-
-    @property
-    def B(self):
-        return self.inner.B
-
-    def feedback(self, net):
-        return self.inner.feedback(net)
-
-    def updates(self, net, X, y):
-        return self.inner.updates(net, X, y)
+        super().__init__(decay=decay, lr_B=lr_B, seed=seed)
+        self.fn = fn
 
     @torch.no_grad()
     def step(self, net, X, y, optimizer):
@@ -61,16 +51,10 @@ class TwoLayerKPRule(LearningRule):
         loss = net.loss(net(X), T)
         B = self.feedback(net)
         new = self.fn(X, T, net.W[0], net.b[0], net.W[1], net.b[1], B[0], lr,
-                      lr if self.inner.lr_B is None else self.inner.lr_B, self.inner.decay)
+                      lr if self.lr_B is None else self.lr_B, self.decay)
         for dst, name in zip(net.parameters() + B, STEP_NAMES):
             dst.copy_(new[name])
         return loss
-
-    def state_dict(self):
-        return self.inner.state_dict()
-
-    def load_state_dict(self, state):
-        self.inner.load_state_dict(state)
 
 
 @torch.no_grad()

@@ -4,7 +4,6 @@ answers fail with the matching diagnosis, and a check never raises on the learne
 The ``bp_*`` functions below are written the way a learner would answer the exercise
 "Backprop by hand": h1 = σ(X W1ᵀ + b1), h2 = σ(h1 W2ᵀ + b2), loss = mean over the batch of ½‖h2 - T‖².
 """
-import numpy as np
 import pytest
 import torch
 

@@ -1,7 +1,6 @@
 """The exercise pipeline: solutions/ → book/ stubs, book/ kept up to date, and every solution
 passing its check while every generated stub fails it with "not implemented yet"."""
 import copy
-import os
 import re
 
 import nbformat
