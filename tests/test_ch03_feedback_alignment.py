@@ -250,7 +250,7 @@ def test_B_transposed_crashes_on_non_square_cases_with_a_shape_hint():
     def transposed(X, T, W1, b1, W2, b2, B):
         return fa_with_B(X, T, W1, b1, W2, b2, B)
     from course_lib.checks.core import run_check
-    from course_lib.checks.ch01 import normalise_grads
+    from course_lib.checks.core import normalise_grads
     result = run_check("feedback_alignment_updates", transposed, fa_cases()[1:], ch03.feedback_alignment_updates,
                        FA_MISTAKES, normalise=normalise_grads, verbose=False,
                        shape_hint="Shapes: B (n_hidden, n_out) like W2ᵀ")

@@ -2,9 +2,9 @@
 import torch
 
 from .. import ch01
-from .core import Case, CheckResult, Mistake, Wrong, call_learner, report, run_check
+from .core import (GRAD_NAMES, Case, CheckResult, Mistake, Wrong, call_learner, normalise_grads,
+                   random_two_layer, report, run_check)
 
-GRAD_NAMES = ("dW1", "db1", "dW2", "db2")
 
 
 def two_layer_cases():
@@ -15,14 +15,7 @@ def two_layer_cases():
                                                          (1, 7, 5, 3, torch.float32, True),
                                                          (16, 30, 11, 10, torch.float32, False),
                                                          (3, 6, 4, 4, torch.float64, False)]:
-        X = torch.rand(batch, n_in, generator=g, dtype=dtype)
-        T = (torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
-             if one_hot else torch.rand(batch, n_out, generator=g, dtype=dtype))
-        inputs = dict(X=X, T=T,
-                      W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
-                      b1=torch.randn(n_hidden, generator=g, dtype=dtype),
-                      W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
-                      b2=torch.randn(n_out, generator=g, dtype=dtype))
+        inputs = random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, "one_hot" if one_hot else "uniform")
         cases.append(Case(inputs, f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, "
                                   f"{n_out} outputs ({str(dtype)[6:]})", batch))
     return cases
@@ -66,16 +59,6 @@ BACKPROP_MISTAKES = [
     Mistake("slope_squared", lambda **c: grads_with(**c, slope=lambda a, h: torch.sigmoid(h) * (1 - torch.sigmoid(h))),
             "you applied the sigmoid twice in the slope: σ'(a) = h ⊙ (1 - h) where h is already σ(a)."),
 ]
-
-
-def normalise_grads(out) -> dict:
-    """Accept a dict with dW1, db1, dW2, db2, or a tuple/list in that order."""
-    if isinstance(out, dict):
-        return out
-    if isinstance(out, (tuple, list)) and len(out) == 4:
-        return dict(zip(GRAD_NAMES, out))
-    raise Wrong(f"return a dict with keys {', '.join(GRAD_NAMES)} (got {type(out).__name__}"
-                + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ").", "structure")
 
 
 def check_backprop_two_layer(fn, verbose=True) -> CheckResult:

@@ -8,9 +8,9 @@ another layer's noise gives an answer of the right shape, which the check can th
 import torch
 
 from .. import ch02
-from .core import Case, CheckResult, Mistake, Wrong, call_learner, report, run_check
+from .core import (Case, CheckResult, Mistake, Wrong, call_learner, named_outputs, normalise_grads,
+                   random_two_layer, report, run_check)
 
-GRAD_NAMES = ch02.GRAD_NAMES
 MOMENT_NAMES = ("second_moment", "variance")
 SIMULATED = 20_000  # noise samples the variance check simulates to test the formula
 
@@ -28,31 +28,16 @@ def two_layer_cases(kind: str):
                                                                (1, 7, 5, 3, torch.float32, 0.2, True),
                                                                (16, 30, 11, 10, torch.float32, 0.3, False),
                                                                (3, 6, 4, 2, torch.float64, 0.01, False)]:
-        X = torch.rand(batch, n_in, generator=g, dtype=dtype)
-        T = (torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
-             if one_hot else torch.rand(batch, n_out, generator=g, dtype=dtype))
-        params = dict(W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
-                      b1=torch.randn(n_hidden, generator=g, dtype=dtype),
-                      W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
-                      b2=torch.randn(n_out, generator=g, dtype=dtype))
+        inputs = random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, "one_hot" if one_hot else "uniform")
+        params = {k: inputs[k] for k in ("W1", "b1", "W2", "b2")}
         if kind == "weight":
             noise = {f"xi_{k}": torch.randn(v.shape, generator=g, dtype=dtype) * sigma for k, v in params.items()}
         else:
             noise = {"xi1": torch.randn(batch, n_hidden, generator=g, dtype=dtype) * sigma,
                      "xi2": torch.randn(batch, n_out, generator=g, dtype=dtype) * sigma}
-        cases.append(Case(dict(X=X, T=T, **params, **noise, sigma=sigma),
+        cases.append(Case(dict(**inputs, **noise, sigma=sigma),
                           describe(batch, n_in, n_hidden, n_out, dtype, sigma), batch))
     return cases
-
-
-def normalise_grads(out) -> dict:
-    """Accept a dict with dW1, db1, dW2, db2, or a tuple/list in that order."""
-    if isinstance(out, dict):
-        return out
-    if isinstance(out, (tuple, list)) and len(out) == 4:
-        return dict(zip(GRAD_NAMES, out))
-    raise Wrong(f"return a dict with keys {', '.join(GRAD_NAMES)} (got {type(out).__name__}"
-                + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ").", "structure")
 
 
 # ---------------------------------------------------------------- weight perturbation
@@ -178,14 +163,7 @@ def linear_cases(with_noise=True):
     return cases
 
 
-def normalise_moments(out) -> dict:
-    """Accept a dict with second_moment and variance, or a (second_moment, variance) pair."""
-    if isinstance(out, dict):
-        return out
-    if isinstance(out, (tuple, list)) and len(out) == 2:
-        return dict(zip(MOMENT_NAMES, out))
-    raise Wrong(f"return a dict with keys {', '.join(MOMENT_NAMES)} (got {type(out).__name__}"
-                + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ").", "structure")
+normalise_moments = named_outputs(*MOMENT_NAMES)
 
 
 def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, ddof=0, reduce="mean"):

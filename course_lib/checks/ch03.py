@@ -2,8 +2,7 @@
 import torch
 
 from .. import ch03
-from .ch01 import normalise_grads
-from .core import Case, CheckResult, Mistake, run_check
+from .core import Case, CheckResult, Mistake, normalise_grads, random_two_layer, run_check
 
 
 def fa_cases():
@@ -15,16 +14,9 @@ def fa_cases():
                                                          (1, 7, 6, 3, torch.float32, True),
                                                          (16, 30, 11, 10, torch.float32, True),
                                                          (4, 6, 9, 4, torch.float64, False)]:
-        dark = torch.rand(batch, n_in, generator=g) < 0.3                  # pixels at exactly 0, as in images
-        X = torch.rand(batch, n_in, generator=g, dtype=dtype).masked_fill(dark, 0)
-        T = (torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
-             if one_hot else torch.softmax(torch.randn(batch, n_out, generator=g, dtype=dtype), dim=1))
-        inputs = dict(X=X, T=T,
-                      W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
-                      b1=torch.randn(n_hidden, generator=g, dtype=dtype),
-                      W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
-                      b2=torch.randn(n_out, generator=g, dtype=dtype),
-                      B=torch.randn(n_hidden, n_out, generator=g, dtype=dtype))
+        inputs = random_two_layer(g, batch, n_in, n_hidden, n_out, dtype,
+                                  "one_hot" if one_hot else "softmax", dark=0.3)   # pixels at exactly 0
+        inputs["B"] = torch.randn(n_hidden, n_out, generator=g, dtype=dtype)
         cases.append(Case(inputs, f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, "
                                   f"{n_out} outputs ({str(dtype)[6:]})", batch))
     return cases

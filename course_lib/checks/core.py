@@ -59,6 +59,45 @@ class Wrong(Exception):
         self.mistake = mistake
 
 
+def named_outputs(*names):
+    """A ``normalise`` for run_check: accept a dict with ``names`` or a tuple/list in that order."""
+    def normalise(out) -> dict:
+        if isinstance(out, dict):
+            return out
+        if isinstance(out, (tuple, list)) and len(out) == len(names):
+            return dict(zip(names, out))
+        length = f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""
+        raise Wrong(f"return a dict with keys {', '.join(names)} (got {type(out).__name__}{length}).",
+                    "structure")
+    return normalise
+
+
+GRAD_NAMES = ("dW1", "db1", "dW2", "db2")
+normalise_grads = named_outputs(*GRAD_NAMES)
+
+
+def random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, targets="one_hot", dark=0.0) -> dict:
+    """Inputs for a two-layer exercise case: X, T, W1, b1, W2, b2 drawn from generator ``g``.
+
+    ``targets``: "one_hot", "uniform" (real-valued in [0, 1]) or "softmax" (class probabilities);
+    ``dark``: the fraction of inputs set to exactly 0, as the background pixels of images are."""
+    mask = torch.rand(batch, n_in, generator=g) < dark if dark else None
+    X = torch.rand(batch, n_in, generator=g, dtype=dtype)
+    if mask is not None:
+        X = X.masked_fill(mask, 0)
+    if targets == "one_hot":
+        T = torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
+    elif targets == "softmax":
+        T = torch.softmax(torch.randn(batch, n_out, generator=g, dtype=dtype), dim=1)
+    else:
+        T = torch.rand(batch, n_out, generator=g, dtype=dtype)
+    return dict(X=X, T=T,
+                W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
+                b1=torch.randn(n_hidden, generator=g, dtype=dtype),
+                W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
+                b2=torch.randn(n_out, generator=g, dtype=dtype))
+
+
 def run_check(exercise: str, learner_fn, cases, reference, mistakes=(), tolerance=1e-4,
               normalise=None, shape_hint="", verbose=True) -> CheckResult:
     """Compare ``learner_fn(**case.inputs)`` with ``reference(**case.inputs)`` on every case.
