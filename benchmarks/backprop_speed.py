@@ -121,7 +121,8 @@ def check_same_update(device, X, y, X_np, T_np):
     """One step on the same batch both ways must give the same weights (up to float32 rounding)."""
     net = make_torch_net(device)
     W1, W2 = numpy_weights_from(net)
-    Backprop().step(net, X[:BATCH_SIZE], y[:BATCH_SIZE], make_optimizer(net, LR))
+    rule = Backprop()
+    rule.step(net, X[:BATCH_SIZE], y[:BATCH_SIZE], make_optimizer(net, rule, LR))
     numpy_step(W1, W2, X_np[:, :BATCH_SIZE], T_np[:, :BATCH_SIZE], LR)
     gap = max(np.abs(a - b).max() for a, b in zip(numpy_weights_from(net), (W1, W2)))
     if gap > 1e-4:
@@ -172,7 +173,7 @@ def main(argv=None):
 
     # course_lib
     net, rule = make_torch_net(device), Backprop()
-    optimizer = make_optimizer(net, LR)
+    optimizer = make_optimizer(net, rule, LR)
     generator = torch.Generator().manual_seed(0)
     torch_epoch(net, rule, optimizer, X, y, generator, max_batches=WARMUP_BATCHES)  # warm-up
     torch_times = time_epochs(lambda: torch_epoch(net, rule, optimizer, X, y, generator),

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from course_lib import ch02
+from course_lib.chapters import ch02
 from course_lib.config import get_device
 from course_lib.data import minibatches
 from course_lib.network import MLP
@@ -181,8 +181,8 @@ def check_same_updates(X, y, X_np, T_np):
 
 
 def relative_gap(ours, theirs):
-    ours = [np.concatenate([W.double().numpy(), b.double().numpy()[:, None]], 1)
-            for W, b in zip(ours[0::2], ours[1::2])]
+    ours = [np.concatenate([ours[f"W{l}"].double().numpy(), ours[f"b{l}"].double().numpy()[:, None]], 1)
+            for l in (1, 2)]
     return max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(ours, theirs))
 
 
@@ -236,7 +236,7 @@ def main(argv=None):
     for name, Rule, naive_fn in [("weight perturbation", WeightPerturbation, naive_weight_perturbation),
                                  ("node perturbation", NodePerturbation, naive_node_perturbation)]:
         net, rule = make_net(device), Rule(SIGMA, seed=0)
-        optimizer = make_optimizer(net, LR)
+        optimizer = make_optimizer(net, rule, LR)
         W_h, W_y = numpy_weights_from(make_net("cpu"))
         warmup = minibatches(SAMPLES, BATCH_SIZE, torch.Generator(), device)[:WARMUP_BATCHES]
         torch_batches(net, rule, optimizer, X, y, warmup)

@@ -52,6 +52,11 @@ class Dataset:
                        X_val=self.X_val[:n_val], y_val=self.y_val[:n_val],
                        X_test=self.X_test[:n_test], y_test=self.y_test[:n_test])
 
+    def identity(self) -> dict:
+        """What tells this data set apart from another (recorded in checkpoints)."""
+        return {"name": self.name, "n_train": len(self.X_train), "n_val": len(self.X_val),
+                "n_test": len(self.X_test), "n_features": self.n_features, "n_classes": self.n_classes}
+
     @staticmethod
     def _tensor_fields():
         return ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")

@@ -7,9 +7,11 @@ import torch
 
 
 def flatten(tensors) -> torch.Tensor:
-    """One long vector from a tensor or a list of tensors (e.g. a rule's list of updates)."""
+    """One long vector from a tensor, a list of tensors or a dict of them (e.g. a rule's updates)."""
     if isinstance(tensors, torch.Tensor):
         return tensors.reshape(-1)
+    if isinstance(tensors, dict):
+        tensors = tensors.values()
     return torch.cat([t.reshape(-1) for t in tensors])
 
 

@@ -61,6 +61,7 @@ class MLP:
         self.device = torch.device(device) if device is not None else get_device()
         if init is None:
             init = "he" if self.activation.name == "relu" else "xavier"
+        self.init, self.seed, self.dtype = init, seed, dtype
         g = torch.Generator().manual_seed(seed)
         self.W = [init_weight(n_out, n_in, init, g, self.device, dtype)
                   for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
@@ -110,8 +111,21 @@ class MLP:
                              f"(batch, {self.sizes[0]}); flatten images with X.reshape(len(X), -1).")
 
     def parameters(self) -> list:
-        """[W₁, b₁, W₂, b₂, ...]: the tensors an optimiser updates."""
-        return [p for pair in zip(self.W, self.b) for p in pair]
+        """[W₁, b₁, W₂, b₂, ...]: the tensors an optimiser updates, in the order of the exercises."""
+        return list(self.named_parameters().values())
+
+    def named_parameters(self) -> dict:
+        """{"W1": W₁, "b1": b₁, "W2": ...}: every parameter by its name in the book (1-based layers).
+        Rules return their updates under these names."""
+        named = {}
+        for l, (W_l, b_l) in enumerate(zip(self.W, self.b), start=1):
+            named[f"W{l}"], named[f"b{l}"] = W_l, b_l
+        return named
+
+    def config(self) -> dict:
+        """The settings that define this network (recorded in checkpoints)."""
+        return {"sizes": self.sizes, "activation": self.activation.name, "output": self.output_activation.name,
+                "loss": self.loss.name, "init": self.init, "seed": self.seed, "dtype": str(self.dtype)}
 
     def state_dict(self) -> dict:
         return {"sizes": self.sizes, "W": [w.clone() for w in self.W], "b": [v.clone() for v in self.b]}

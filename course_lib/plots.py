@@ -38,7 +38,7 @@ def show_digits(data, n: int = 10, ax=None):
 
 
 def plot_update_locking(schedule, ax=None):
-    """Timeline of one backprop step from :func:`course_lib.ch01.update_locking_schedule`: when each
+    """Timeline of one backprop step from :func:`course_lib.chapters.ch01.update_locking_schedule`: when each
     layer computes its activity (forward), waits with it frozen, and finally updates."""
     fig, ax = new_ax(ax)
     last = max(update for _, _, update in schedule)
@@ -57,7 +57,7 @@ def plot_update_locking(schedule, ax=None):
 
 def plot_metric(histories: dict, key: str, ylabel: str, ax=None, reference=None):
     """One line per run of a per-epoch record ``key`` (e.g. "angle_W2" or "cos_W1" from
-    :func:`course_lib.ch03.alignment_tracker`); ``reference`` draws a dotted horizontal line
+    :func:`course_lib.alignment.alignment_tracker`); ``reference`` draws a dotted horizontal line
     (backprop's value: 0° or a cosine of 1). Runs without that record are skipped (Chapters 3-4)."""
     fig, ax = new_ax(ax)
     for label, history in histories.items():

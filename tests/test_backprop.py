@@ -10,26 +10,27 @@ import torch.nn.functional as F
 
 from course_lib.network import MLP
 from course_lib.rules import Backprop
+from course_lib.train import make_optimizer
 
 TORCH_FN = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "identity": lambda a: a}
 OBJECTIVES = {"mse": "sigmoid", "cross_entropy": "identity"}  # loss -> its output nonlinearity
 
 
 def reference_gradients(net, X, y):
-    """Autograd of the batch-mean loss w.r.t. [W1, b1, W2, b2, ...], written independently of course_lib."""
-    params = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    """Autograd of the batch-mean loss w.r.t. {"W1", "b1", "W2", ...}, written independently of course_lib."""
+    params = {name: p.detach().clone().requires_grad_() for name, p in net.named_parameters().items()}
     h = X
-    for l in range(net.num_layers):
-        W, b = params[2 * l], params[2 * l + 1]
+    for l in range(1, net.num_layers + 1):
+        W, b = params[f"W{l}"], params[f"b{l}"]
         a = h @ W.T + b
-        name = net.output_activation.name if l == net.num_layers - 1 else net.activation.name
+        name = net.output_activation.name if l == net.num_layers else net.activation.name
         h = TORCH_FN[name](a)
     if net.loss.name == "mse":
         T = F.one_hot(y, h.shape[1]).to(h.dtype) if y.dim() == 1 else y
         loss = 0.5 * ((h - T) ** 2).sum(dim=1).mean()
     else:
         loss = F.cross_entropy(h, y)  # labels, or class probabilities (batch, n_out)
-    return list(torch.autograd.grad(loss, params)), loss.detach()
+    return dict(zip(params, torch.autograd.grad(loss, list(params.values())))), loss.detach()
 
 
 def make_case(sizes, activation, loss, batch, targets="labels", seed=0, dtype=torch.float64):
@@ -47,11 +48,12 @@ def make_case(sizes, activation, loss, batch, targets="labels", seed=0, dtype=to
     return net, X, y
 
 
-def assert_close_lists(got, expected, rtol=1e-9, atol=1e-11):
-    assert len(got) == len(expected)
-    for i, (u, e) in enumerate(zip(got, expected)):
-        assert u.shape == e.shape, f"update {i}: shape {tuple(u.shape)}, expected {tuple(e.shape)}"
-        assert torch.allclose(u, e, rtol=rtol, atol=atol), f"update {i} differs by {(u - e).abs().max()}"
+def assert_close_named(got, expected, rtol=1e-9, atol=1e-11):
+    assert list(got) == list(expected)
+    for name, e in expected.items():
+        u = got[name]
+        assert u.shape == e.shape, f"{name}: shape {tuple(u.shape)}, expected {tuple(e.shape)}"
+        assert torch.allclose(u, e, rtol=rtol, atol=atol), f"{name} differs by {(u - e).abs().max()}"
 
 
 SIZES = [[4, 3], [7, 5, 3], [6, 9, 8, 7, 4]]  # no hidden layer, odd widths, three hidden layers
@@ -66,7 +68,7 @@ def test_backprop_matches_autograd(sizes, activation, loss, batch):
     net, X, y = make_case(sizes, activation, loss, batch)
     updates, batch_loss = Backprop().updates(net, X, y)
     expected, expected_loss = reference_gradients(net, X, y)
-    assert_close_lists(updates, expected)
+    assert_close_named(updates, expected)
     assert torch.allclose(batch_loss, expected_loss)
 
 
@@ -76,15 +78,15 @@ def test_backprop_float_targets(loss, batch):
     """Float targets (regression values for mse, class probabilities for cross-entropy) work too."""
     net, X, y = make_case([7, 5, 3], "tanh", loss, batch, targets="float")
     updates, _ = Backprop().updates(net, X, y)
-    assert_close_lists(updates, reference_gradients(net, X, y)[0])
+    assert_close_named(updates, reference_gradients(net, X, y)[0])
 
 
 def test_backprop_float32_default_net():
     """The float32 network the course uses agrees with autograd to float32 precision."""
     net, X, y = make_case([784, 32, 10], "relu", "cross_entropy", 16, dtype=torch.float32)
     updates, _ = Backprop().updates(net, X, y)
-    assert all(u.dtype == torch.float32 for u in updates)
-    assert_close_lists(updates, reference_gradients(net, X, y)[0], rtol=1e-4, atol=1e-6)
+    assert all(u.dtype == torch.float32 for u in updates.values())
+    assert_close_named(updates, reference_gradients(net, X, y)[0], rtol=1e-4, atol=1e-6)
 
 
 def test_updates_are_batch_means():
@@ -93,10 +95,10 @@ def test_updates_are_batch_means():
     rule = Backprop()
     updates, loss = rule.updates(net, X, y)
     doubled, loss2 = rule.updates(net, torch.cat([X, X]), torch.cat([y, y]))
-    assert_close_lists(doubled, updates)
+    assert_close_named(doubled, updates)
     assert torch.allclose(loss, loss2)
     singles = [rule.updates(net, X[i:i + 1], y[i:i + 1])[0] for i in range(len(X))]
-    assert_close_lists(updates, [torch.stack(us).mean(dim=0) for us in zip(*singles)])
+    assert_close_named(updates, {name: torch.stack([u[name] for u in singles]).mean(dim=0) for name in updates})
 
 
 def test_updates_leave_the_network_unchanged():
@@ -112,7 +114,7 @@ def test_step_moves_downhill():
     net, X, y = make_case([7, 5, 3], "sigmoid", "cross_entropy", 32)
     rule = Backprop()
     loss_before = rule.updates(net, X, y)[1]
-    rule.step(net, X, y, torch.optim.SGD(net.parameters(), lr=0.1))
+    rule.step(net, X, y, make_optimizer(net, rule, lr=0.1))
     assert rule.updates(net, X, y)[1] < loss_before
 
 
@@ -125,6 +127,8 @@ def test_mlp_shapes_and_parameter_order():
     assert [tuple(b.shape) for b in net.b] == [(5,), (3,)]
     params = net.parameters()
     assert params[0] is net.W[0] and params[1] is net.b[0] and params[2] is net.W[1] and params[3] is net.b[1]
+    named = net.named_parameters()
+    assert list(named) == ["W1", "b1", "W2", "b2"] and all(p is q for p, q in zip(named.values(), params))
     fwd = net.forward(torch.randn(4, 7))
     assert [tuple(h.shape) for h in fwd.h] == [(4, 7), (4, 5), (4, 3)]
     assert [tuple(a.shape) for a in fwd.a] == [(4, 5), (4, 3)]

@@ -4,7 +4,7 @@ in learner terms, on one line."""
 import pytest
 import torch
 
-from course_lib import ch02
+from course_lib.chapters import ch02
 from course_lib.checks.ch02 import (check_node_perturbation_update, check_weight_perturbation_update,
                                     check_wp_empirical_moments, check_wp_predicted_moments)
 

@@ -3,21 +3,26 @@ mirroring of the optimiser), its behaviour in training, and the exercise's check
 import pytest
 import torch
 
-from course_lib import ch03, ch04, data
+from course_lib import data
+from course_lib.alignment import alignment_tracker
+from course_lib.chapters import ch04
 from course_lib.checks.ch04 import KP_MISTAKES, check_kolen_pollack_step
 from course_lib.network import MLP
 from course_lib.rules.feedback_alignment import FeedbackAlignment
 from course_lib.rules.kolen_pollack import KolenPollack
 from course_lib.train import make_optimizer, train
 
-from test_backprop import assert_close_lists, make_case
+from test_backprop import assert_close_named, make_case
 
 
 def test_updates_are_fa_updates():
     """KP's updates (without decay) are FA's with the same B: the error travels down through B."""
     net, X, y = make_case([7, 9, 8, 4], "relu", "cross_entropy", batch=5)
     kp, fa = KolenPollack(seed=4), FeedbackAlignment(seed=4)
-    assert_close_lists(kp.updates(net, X, y)[0], fa.updates(net, X, y)[0])
+    kp_updates, fa_updates = kp.updates(net, X, y)[0], fa.updates(net, X, y)[0]
+    assert_close_named({name: kp_updates[name] for name in fa_updates}, fa_updates)
+    assert set(kp_updates) - set(fa_updates) == {"B2", "B3"}       # ΔB_l = ΔW_lᵀ
+    assert all(torch.equal(kp_updates[f"B{l}"], fa_updates[f"W{l}"].T) for l in (2, 3))
 
 
 @pytest.mark.parametrize("lr_B", [None, 0.05])
@@ -29,13 +34,27 @@ def test_one_step_without_momentum(lr_B):
     B_old = [b.clone() for b in rule.feedback(net)]
     params_old = [p.clone() for p in net.parameters()]
     updates = rule.updates(net, X, y)[0]
-    rule.step(net, X, y, make_optimizer(net, lr))
-    for k, (p, p0, u) in enumerate(zip(net.parameters(), params_old, updates)):
-        expected = p0 - lr * (u + decay * p0) if k % 2 == 0 else p0 - lr * u
-        assert torch.allclose(p, expected, atol=1e-12), f"parameter {k}"
-    for l, (b, b0) in enumerate(zip(rule.B, B_old)):
-        expected = b0 - (lr if lr_B is None else lr_B) * (updates[2 * (l + 1)].T + decay * b0)
-        assert torch.allclose(b, expected, atol=1e-12), f"B[{l}]"
+    rule.step(net, X, y, make_optimizer(net, rule, lr))
+    for (name, p), p0 in zip(net.named_parameters().items(), params_old):
+        expected = p0 - lr * (updates[name] + decay * p0) if name[0] == "W" else p0 - lr * updates[name]
+        assert torch.allclose(p, expected, atol=1e-12), name
+    for l, (b, b0) in enumerate(zip(rule.B, B_old), start=2):
+        expected = b0 - (lr if lr_B is None else lr_B) * (updates[f"W{l}"].T + decay * b0)
+        assert torch.allclose(b, expected, atol=1e-12), f"B{l}"
+
+
+def test_feedback_is_stepped_by_the_optimiser():
+    """No hand-written optimiser: B is in the optimiser's groups, with lr_B and the decay λ on top
+    of the optimiser's weight decay; the weight matrices decay by λ too, the biases do not."""
+    net = MLP([7, 9, 8, 4], "relu", "identity", "cross_entropy", device="cpu")
+    rule = KolenPollack(decay=0.3, lr_B=0.05)
+    optimizer = make_optimizer(net, rule, lr=0.1, momentum=0.9, weight_decay=0.01)
+    groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    for B in rule.B:
+        assert groups[id(B)]["lr"] == 0.05 and groups[id(B)]["weight_decay"] == pytest.approx(0.31)
+    assert all(groups[id(W)]["lr"] == 0.1 and groups[id(W)]["weight_decay"] == pytest.approx(0.31) for W in net.W)
+    assert all(groups[id(b)]["weight_decay"] == 0.01 for b in net.b)
+    assert all(g["momentum"] == 0.9 for g in optimizer.param_groups)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +77,8 @@ def test_B_mirrors_the_optimiser(digits, momentum, weight_decay):
     net = MLP([784, 24, 10], "relu", "identity", "cross_entropy", seed=0, device="cpu", dtype=torch.float64)
     data64 = digits.to("cpu")
     data64.X_train = data64.X_train.double()
-    rule = KolenPollack(decay=0.01)
-    rule.B = [net.W[1].T.clone()]
-    optimizer = make_optimizer(net, 0.05, momentum, weight_decay)
+    rule = KolenPollack.with_feedback([net.W[1].T.clone()], decay=0.01)
+    optimizer = make_optimizer(net, rule, 0.05, momentum, weight_decay)
     for start in range(0, 640, 64):
         rule.step(net, data64.X_train[start:start + 64], digits.y_train[start:start + 64], optimizer)
     assert not torch.allclose(net.W[1], MLP([784, 24, 10], "relu", seed=0, device="cpu").W[1].double())
@@ -68,13 +86,12 @@ def test_B_mirrors_the_optimiser(digits, momentum, weight_decay):
 
 
 def test_momentum_restarts_with_a_new_optimiser(digits):
-    """A new optimiser (a new train() call or stage) restarts W's momentum, and KP restarts B's."""
+    """A new optimiser (a new train() call) restarts the momentum of W and of B alike."""
     net = MLP([784, 16, 10], "relu", "identity", "cross_entropy", seed=0, device="cpu", dtype=torch.float64)
     X, y = digits.X_train[:64].double(), digits.y_train[:64]
-    rule = KolenPollack(decay=0.01)
-    rule.B = [net.W[1].T.clone()]
+    rule = KolenPollack.with_feedback([net.W[1].T.clone()], decay=0.01)
     for _ in range(2):
-        optimizer = make_optimizer(net, 0.05, momentum=0.9)
+        optimizer = make_optimizer(net, rule, 0.05, momentum=0.9)
         for _ in range(3):
             rule.step(net, X, y, optimizer)
     assert torch.allclose(rule.B[0], net.W[1].T, atol=1e-10)
@@ -84,7 +101,7 @@ def test_kp_learns_and_aligns(digits):
     """KP learns digits and B turns towards W₂ᵀ much further than FA's alignment does."""
     net = MLP([784, 32, 10], "relu", "identity", "cross_entropy", seed=1, device="cpu")
     history = train(net, KolenPollack(decay=0.1), digits, lr=0.01, momentum=0.9, num_epochs=4, batch_size=32,
-                    progress=False, on_epoch=ch03.alignment_tracker(digits.X_val, digits.y_val))
+                    progress=False, on_epoch=alignment_tracker(digits.X_val, digits.y_val))
     assert history["val_acc"][-1] > 0.85
     assert history["angle_W2"][0] > 85 and history["angle_W2"][-1] < 45
     assert history["cos_W1"][-1] > 0.7

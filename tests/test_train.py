@@ -1,5 +1,6 @@
 """The training loop: it learns, it is deterministic, it survives divergence, and it resumes exactly."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,7 +138,7 @@ def test_divergence_is_caught(regression, capsys):
     assert same_weights(weights(net), recorder.snapshots[-1])
     # the same steps without the loop's guard really do produce non-finite numbers
     probe, rule = regressor(), Backprop()
-    optimizer = make_optimizer(probe, lr=1e3)
+    optimizer = make_optimizer(probe, rule, lr=1e3)
     losses = [rule.step(probe, regression.X_train[i:i + 32], regression.y_train[i:i + 32], optimizer)
               for i in range(0, 32 * 40, 32)]
     assert not torch.isfinite(torch.stack(losses)).all() or not all(torch.isfinite(w).all() for w in probe.W)
@@ -153,7 +154,8 @@ class BlowUpAt(Backprop):
         self.calls += 1
         updates, loss = super().updates(net, X, y)
         if self.calls == self.at_step:
-            updates = [u if (self.only_bias and u.dim() == 2) else u * float("nan") for u in updates]
+            updates = {name: u if (self.only_bias and name[0] == "W") else u * float("nan")
+                       for name, u in updates.items()}
         return updates, loss
 
 
@@ -184,7 +186,7 @@ class Uphill(Backprop):
     """Gradient ascent: makes the loss grow without overflowing."""
     def updates(self, net, X, y):
         updates, loss = super().updates(net, X, y)
-        return [-u for u in updates], loss
+        return {name: -u for name, u in updates.items()}, loss
 
 
 def test_growing_loss_is_flagged(small_digits, capsys):
@@ -203,17 +205,19 @@ def test_checkpoint_resume_equals_uninterrupted_run(small_digits, tmp_path, caps
     ref_history = train(reference, Backprop(), small_digits, num_epochs=4, **kwargs)
 
     ckpt = tmp_path / "run" / "ckpt.pt"
-    train(classifier(seed=3), Backprop(), small_digits, num_epochs=2, checkpoint=ckpt, **kwargs)
-    assert ckpt.exists()
+    first = train(classifier(seed=3), CountingBackprop(), small_digits, num_epochs=2, checkpoint=ckpt, **kwargs)
+    saved = Path(first.checkpoint)
+    assert saved.exists() and saved.parent == ckpt.parent and saved.name.startswith("ckpt-")
     resumed = classifier(seed=3)
     rule = CountingBackprop()
     history = train(resumed, rule, small_digits, num_epochs=4, checkpoint=ckpt, **kwargs)
-    assert "Resumed" in capsys.readouterr().out
+    assert "resuming to epoch 4" in capsys.readouterr().out
     assert rule.calls == 2 * 10  # only epochs 3 and 4 were trained (300 rows / 32 = 10 batches)
     assert same_weights(weights(resumed), weights(reference))
     assert_same_history(history, ref_history)
 
-    finished, rule = classifier(seed=5), CountingBackprop()  # a finished run just loads
+    finished, rule = classifier(seed=3), CountingBackprop()  # a finished run just loads
+    finished.W[0].zero_()
     again = train(finished, rule, small_digits, num_epochs=4, checkpoint=ckpt, **kwargs)
     assert rule.calls == 0
     assert same_weights(weights(finished), weights(reference))

@@ -1,7 +1,7 @@
 """Checks for Chapter 1's exercises: backprop by hand, and which factors are local."""
 import torch
 
-from .. import ch01
+from ..chapters import ch01
 from .core import (GRAD_NAMES, Case, CheckResult, Mistake, Wrong, call_learner, normalise_grads,
                    random_two_layer, report, run_check)
 

@@ -7,7 +7,7 @@ another layer's noise gives an answer of the right shape, which the check can th
 """
 import torch
 
-from .. import ch02
+from ..chapters import ch02
 from .core import (Case, CheckResult, Mistake, Wrong, call_learner, named_outputs, normalise_grads,
                    random_two_layer, report, run_check)
 

@@ -1,7 +1,7 @@
 """Checks for Chapter 3's exercise: feedback alignment for a two-layer network."""
 import torch
 
-from .. import ch03
+from ..chapters import ch03
 from .core import Case, CheckResult, Mistake, normalise_grads, random_two_layer, run_check
 
 

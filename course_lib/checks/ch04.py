@@ -1,7 +1,7 @@
 """Checks for Chapter 4's exercise: one Kolen-Pollack step of a two-layer network."""
 import torch
 
-from .. import ch04
+from ..chapters import ch04
 from .core import Case, CheckResult, Mistake, Wrong, run_check
 
 

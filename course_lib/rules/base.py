@@ -1,10 +1,24 @@
-"""What every learning rule shares (Chapter 1, "Backprop by hand").
+"""The contract every learning rule fits, and the credit-assignment mechanism most of them share.
 
-A rule turns a batch into one update per parameter. Updates are **batch means** and point uphill
-like a gradient (``W ← W - lr·ΔW``), so learning rates compare across rules and an estimate can be
-compared with backprop's gradient directly.
+A rule (:class:`LearningRule`) is **bound** to a network once: :meth:`~LearningRule.bind` creates
+the matrices the rule owns (feedback B, PEPITA's projection F, ...) on the network's device, seeded.
+It then
 
-The credit-assignment mechanism shared by backprop, feedback alignment and Kolen-Pollack:
+* computes **updates** by name, ``{"W1": ΔW₁, "b1": Δb₁, ..., "B2": ΔB₂}``, as batch means that point
+  uphill like a gradient (``W ← W - lr·ΔW``), so learning rates compare across rules;
+* declares its **parameter groups** (:meth:`~LearningRule.param_groups`): every tensor that learns,
+  the network's and the rule's own, is stepped by one torch optimiser, each group with its own lr,
+  weight decay or momentum (the pattern of nanoGPT's ``configure_optimizers``);
+* **predicts** (:meth:`~LearningRule.scores`: argmax of the output by default);
+* names its **feedback counterparts** (:meth:`~LearningRule.feedback_pairs`): the matrix backprop
+  would use where the rule uses B, D or F, so :mod:`course_lib.alignment` measures any rule;
+* states its **settings** (:meth:`~LearningRule.config`), which checkpoints record.
+
+Adding a rule is one module: subclass :class:`LearningRule` (or :class:`ErrorRule`), override what
+differs. README, "Adding a learning rule", walks through it.
+
+The credit-assignment mechanism shared by backprop, feedback alignment, Kolen-Pollack and node
+perturbation (Chapter 1, "Backprop by hand"):
 
     e_L = dL/dh_L ⊙ f'(a_L)                         output error            (batch, n_L)
     e_l = (e_{l+1} Bᵀ_{l+1}) ⊙ f'(a_l)               error sent down by B    (batch, n_l)
@@ -12,6 +26,8 @@ The credit-assignment mechanism shared by backprop, feedback alignment and Kolen
 
 Backprop uses B_{l+1} = W_{l+1}ᵀ (weight transport); the other rules choose another B.
 """
+import inspect
+
 import torch
 
 from ..network import MLP, ForwardPass
@@ -34,40 +50,161 @@ def propagate_errors(net: MLP, fwd: ForwardPass, e_L: torch.Tensor, feedback: li
     return errors
 
 
-def outer_product_updates(fwd: ForwardPass, errors: list) -> list:
-    """[ΔW₁, Δb₁, ΔW₂, ...] with ΔW_l = e_lᵀ h_{l-1} / batch and Δb_l = mean over the batch of e_l."""
+def outer_product_updates(fwd: ForwardPass, errors: list) -> dict:
+    """{"W1": ΔW₁, "b1": Δb₁, ...} with ΔW_l = e_lᵀ h_{l-1} / batch and Δb_l = mean over the batch of e_l."""
     batch = fwd.h[0].shape[0]
-    updates = []
-    for e_l, h_below in zip(errors, fwd.h[:-1]):
-        updates += [e_l.T @ h_below / batch, e_l.mean(dim=0)]   # (n_l, n_{l-1}), (n_l,)
+    updates = {}
+    for l, (e_l, h_below) in enumerate(zip(errors, fwd.h[:-1]), start=1):
+        updates[f"W{l}"] = e_l.T @ h_below / batch      # (n_l, n_{l-1})
+        updates[f"b{l}"] = e_l.mean(dim=0)              # (n_l,)
     return updates
 
 
-class LearningRule:
-    """Base class: a rule computes ``updates(net, X, y)``; ``step`` applies them with an optimiser.
+def transposed_forward_weights(net: MLP) -> dict:
+    """{"W2": W₂ᵀ, ...}: the matrices backprop sends the error through, keyed by the forward weight."""
+    return {f"W{l}": W.T for l, W in enumerate(net.W[1:], start=2)}
 
-    Subclasses override :meth:`updates` (and :meth:`step` when the rule changes more than W and b,
-    like Kolen-Pollack's feedback weights). Extra matrices a rule owns go in ``state_dict``.
+
+def setting_value(value):
+    """A rule setting as checkpoints record it: numbers and strings as they are, anything else by name."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [setting_value(v) for v in value]
+    return getattr(value, "__qualname__", type(value).__name__)
+
+
+class LearningRule:
+    """Base class of every rule; the module docstring states the contract.
+
+    Subclasses override :meth:`updates`, and where they differ :meth:`bind` / :meth:`owned` /
+    :meth:`learned` (matrices the rule keeps), :meth:`param_groups`, :meth:`scores`,
+    :meth:`feedback_pairs`, :meth:`check_compatible`. Settings are the ``__init__`` arguments,
+    kept as attributes of the same name (``config`` and ``repr`` read them).
     """
     name = "rule"
+    unrecorded = ()  # __init__ arguments that do not change what the rule computes (a learner's fn)
 
+    # ---- binding and the tensors a rule owns
+    def bind(self, net: MLP) -> "LearningRule":
+        """Create what the rule owns for ``net`` (on its device); calling it again is harmless.
+        Returns the rule, so ``rule = FeedbackAlignment(seed=0).bind(net)`` reads well."""
+        return self
+
+    def owned(self) -> dict:
+        """{name: tensor} of every matrix the rule keeps (fixed or learned): what checkpoints save."""
+        return {}
+
+    def learned(self) -> dict:
+        """{name: tensor} of the rule's own tensors that the optimiser steps (e.g. KP's "B2")."""
+        return {}
+
+    # ---- learning
     def updates(self, net: MLP, X: torch.Tensor, y: torch.Tensor):
-        """Return (updates, loss): one tensor per ``net.parameters()`` entry, and the batch loss."""
+        """Return (updates, loss): {name: batch-mean update} for the network's parameters (and the
+        rule's learned tensors), and the batch loss as a 0-dim tensor."""
         raise NotImplementedError
 
+    def param_groups(self, net: MLP, lr: float, weight_decay: float = 0.0) -> list:
+        """Optimiser parameter groups: by default one group of all network parameters and learned
+        tensors. Rules give a tensor its own lr or decay by returning more groups."""
+        params = list(net.named_parameters().values()) + list(self.learned().values())
+        return [{"params": params, "lr": lr, "weight_decay": weight_decay}]
+
     def step(self, net: MLP, X, y, optimizer) -> torch.Tensor:
-        """One learning step on a batch; returns the batch loss (a 0-dim tensor, not synced)."""
+        """One learning step on a batch: every update becomes its tensor's ``.grad`` and the optimiser
+        steps them all. Returns the batch loss (a 0-dim tensor, not synced)."""
+        self.bind(net)
         updates, loss = self.updates(net, X, y)
-        for p, u in zip(net.parameters(), updates):
-            p.grad = u
+        tensors = {**net.named_parameters(), **self.learned()}
+        unknown = set(updates) - set(tensors)
+        if unknown:
+            raise KeyError(f"{self.name} returned updates for {sorted(unknown)}, which are neither "
+                           f"parameters of the network nor learned by the rule: {sorted(tensors)}.")
+        for name, t in tensors.items():
+            t.grad = updates.get(name)           # None: this tensor does not move in this step
         optimizer.step()
         return loss
 
-    def state_dict(self) -> dict:
+    # ---- predicting and evaluating
+    def scores(self, net: MLP, X) -> torch.Tensor:
+        """(batch, n_out) scores; the prediction is their argmax. Default: the network's output."""
+        return net(X)
+
+    def predict(self, net: MLP, X) -> torch.Tensor:
+        """Predicted labels (batch,)."""
+        return self.scores(net, X).argmax(dim=1)
+
+    def score_loss(self, net: MLP, scores, y) -> torch.Tensor:
+        """Per-sample loss (batch,) of the scores: the network's loss by default."""
+        return net.loss.per_sample(scores, net.targets(y))
+
+    def check_compatible(self, net: MLP, data):
+        """Fail early, in learner terms, when the network does not fit the data."""
+        if data.n_features != net.sizes[0]:
+            raise ValueError(f"The data has {data.n_features} features per sample but the network's "
+                             f"input layer has {net.sizes[0]} units: build it as MLP([{data.n_features}, ...]).")
+        if data.y_train.dim() == 1 and data.n_classes != net.sizes[-1]:
+            raise ValueError(f"The data has {data.n_classes} classes but the network has {net.sizes[-1]} "
+                             f"outputs: make the last layer {data.n_classes} units wide.")
+
+    # ---- what the alignment measures compare
+    def feedback_pairs(self, net: MLP) -> dict:
+        """{name: (feedback, counterpart)}: each matrix the rule sends signals through, with the one
+        backprop would use in its place (same shape). Named after the forward weight it stands in
+        for ("W2": B₂ vs W₂ᵀ) or after the rule's matrix ("F"). Empty when nothing travels back."""
         return {}
 
+    # ---- settings and state
+    def config(self) -> dict:
+        """{"rule": class name, setting: value, ...}: the ``__init__`` arguments (recorded in checkpoints)."""
+        settable = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names = [name for name, p in inspect.signature(type(self).__init__).parameters.items()
+                 if name != "self" and p.kind in settable]
+        settings = {p: setting_value(getattr(self, p)) for p in names if p not in self.unrecorded}
+        return {"rule": type(self).__qualname__, **settings}
+
+    def state_dict(self) -> dict:
+        return {name: t.detach().clone() for name, t in self.owned().items()}
+
+    @torch.no_grad()
     def load_state_dict(self, state: dict):
-        pass
+        """Copy saved tensors into the bound rule's own (in place: the optimiser keeps its references)."""
+        owned = self.owned()
+        if set(state) != set(owned):
+            raise ValueError(f"The saved {self.name} state has {sorted(state)}, this rule owns {sorted(owned)}.")
+        for name, t in owned.items():
+            t.copy_(state[name])
 
     def __repr__(self):
-        return f"{type(self).__name__}()"
+        settings = {k: v for k, v in self.config().items() if k != "rule"}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in settings.items())})"
+
+
+class ErrorRule(LearningRule):
+    """A rule that assigns credit through per-sample errors e_l (batch, n_l) of every layer, then
+    updates each synapse by the local outer product ΔW_l = e_lᵀ h_{l-1} / batch (module docstring).
+    Subclasses define :meth:`errors`; backprop, FA, DFA, sign symmetry, KP and node perturbation do."""
+
+    def errors(self, net: MLP, fwd: ForwardPass, T: torch.Tensor) -> list:
+        """[e_1, ..., e_L]: the error of every layer, (batch, n_l) each."""
+        raise NotImplementedError
+
+    def updates(self, net, X, y):
+        self.bind(net)
+        fwd = net.forward(X)
+        T = net.targets(y)
+        return outer_product_updates(fwd, self.errors(net, fwd, T)), net.loss(fwd.output, T)
+
+    @torch.no_grad()
+    def per_sample_moments(self, net: MLP, X, y, layer: int = 0):
+        """Mean and mean square over the samples of X of the per-sample estimates of layer
+        ``layer``'s [W | b] (n_l, n_{l-1} + 1) (Chapter 2, "Gradient SNR"). Each is an outer product
+        g_n = u_n v_nᵀ of the error u_n and v_n = [h_{l-1,n}, 1], so mean = Uᵀ V / N and mean square
+        = (U²)ᵀ (V²) / N: two matrix products, no loop over samples."""
+        self.bind(net)
+        fwd = net.forward(X)
+        U = self.errors(net, fwd, net.targets(y))[layer]                           # (N, n_l)
+        h = fwd.h[layer]
+        V = torch.cat([h, torch.ones(len(h), 1, device=h.device, dtype=h.dtype)], dim=1)  # (N, n_{l-1} + 1)
+        return U.T @ V / len(X), (U ** 2).T @ (V ** 2) / len(X)

@@ -16,14 +16,14 @@ FA, sign symmetry and Kolen-Pollack (Chapter 4); only the matrix that carries th
 * :class:`SignSymmetry` — B = sign(W_{l+1})ᵀ, scaled to W's mean magnitude (Liao et al. 2016): only
   the signs of the forward weights are transported.
 
-Every rule here exposes ``feedback(net)``, the matrices it uses in the place of W_{l+1}ᵀ, so the
-angle between them and the forward weights can be measured (:mod:`course_lib.ch03`).
+Every rule here exposes ``feedback(net)``, the matrices it uses in the place of W_{l+1}ᵀ, and
+``feedback_pairs(net)`` pairs them with backprop's, so :mod:`course_lib.alignment` measures the angles.
 """
 import math
 
 import torch
 
-from .base import LearningRule, output_error, outer_product_updates, propagate_errors
+from .base import ErrorRule, output_error, propagate_errors, transposed_forward_weights
 
 
 def random_feedback(shape, like: torch.Tensor, generator: torch.Generator, scale=None) -> torch.Tensor:
@@ -41,23 +41,30 @@ def random_feedback(shape, like: torch.Tensor, generator: torch.Generator, scale
     return B.to(device=like.device, dtype=like.dtype)
 
 
-class FeedbackAlignment(LearningRule):
+class FeedbackAlignment(ErrorRule):
     """Feedback alignment for a network of any depth, with fixed random feedback matrices.
 
     ``B[l]`` (shape (n_l, n_{l+1}), 0-based like ``net.W``) carries the error from layer l+1 down to
-    layer l in the place of ``net.W[l+1].T``. The matrices are drawn on first use from the network's
-    shapes with ``seed`` (see :func:`random_feedback` for ``scale``), on the network's device, and
-    then never change. One rule object belongs to one network: train a second network with a new
-    rule object (or the same B on purpose, for a controlled comparison).
+    layer l in the place of ``net.W[l+1].T``. :meth:`bind` draws the matrices from the network's
+    shapes with ``seed`` (see :func:`random_feedback` for ``scale``), on the network's device; they
+    then never change. One rule object belongs to one network shape: train a second network with a
+    new rule object (or the same B on purpose, for a controlled comparison).
     """
     name = "FA"
+    prefix, first = "B", 2   # B₂ carries the error down from layer 2: names "B2", "B3", ...
 
     def __init__(self, seed: int = 0, scale=None):
         self.seed, self.scale = seed, scale
         self.B = None
 
-    def feedback(self, net) -> list:
-        """The feedback matrices [B₂, ..., B_L] (0-based list), created on first use."""
+    @classmethod
+    def with_feedback(cls, B: list, **settings) -> "FeedbackAlignment":
+        """A rule that uses the given feedback matrices (a list, 0-based like ``net.W``)."""
+        rule = cls(**settings)
+        rule.B = list(B)
+        return rule
+
+    def bind(self, net):
         shapes = self.feedback_shapes(net)
         if self.B is None:
             g = torch.Generator().manual_seed(self.seed)
@@ -66,34 +73,24 @@ class FeedbackAlignment(LearningRule):
             raise ValueError(f"This {self.name} rule's feedback matrices have shapes "
                              f"{[tuple(B.shape) for B in self.B]}, but the network needs {shapes}: "
                              f"create a new rule object for a network of another shape.")
-        return self.B
+        return self
+
+    def feedback(self, net) -> list:
+        """The feedback matrices [B₂, ..., B_L] (0-based list) for ``net``."""
+        return self.bind(net).B
 
     def feedback_shapes(self, net) -> list:
         """B_{l+1} stands in for W_{l+1}ᵀ: shape (n_l, n_{l+1})."""
         return [tuple(W.T.shape) for W in net.W[1:]]
 
-    def updates(self, net, X, y):
-        fwd = net.forward(X)
-        T = net.targets(y)
-        e_L = output_error(net, fwd, T)                                      # (batch, n_L)
-        errors = propagate_errors(net, fwd, e_L, feedback=self.feedback(net))
-        return outer_product_updates(fwd, errors), net.loss(fwd.output, T)
+    def owned(self) -> dict:
+        return {f"{self.prefix}{l}": B for l, B in enumerate(self.B or [], start=self.first)}
 
-    def state_dict(self) -> dict:
-        return {"B": None if self.B is None else [B.clone() for B in self.B]}
+    def errors(self, net, fwd, T):
+        return propagate_errors(net, fwd, output_error(net, fwd, T), feedback=self.feedback(net))
 
-    def load_state_dict(self, state: dict):
-        B = state.get("B")
-        if B is None:
-            self.B = None
-        elif self.B is None:
-            self.B = [b.clone() for b in B]
-        else:
-            for dst, src in zip(self.B, B):
-                dst.copy_(src)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(seed={self.seed}, scale={self.scale})"
+    def feedback_pairs(self, net) -> dict:
+        return {name: (B, Wt) for B, (name, Wt) in zip(self.feedback(net), transposed_forward_weights(net).items())}
 
 
 class DirectFeedbackAlignment(FeedbackAlignment):
@@ -104,18 +101,25 @@ class DirectFeedbackAlignment(FeedbackAlignment):
     above layer l (for the last hidden layer simply W_Lᵀ: with one hidden layer DFA is FA).
     """
     name = "DFA"
+    prefix, first = "D", 1   # D_l belongs to hidden layer l: names "D1", "D2", ...
 
     def feedback_shapes(self, net) -> list:
         """D_l sends the output error straight to hidden layer l: shape (n_l, n_out)."""
         return [(n, net.sizes[-1]) for n in net.sizes[1:-1]]
 
-    def updates(self, net, X, y):
-        fwd = net.forward(X)
-        T = net.targets(y)
-        e_L = output_error(net, fwd, T)                                      # (batch, n_L)
-        errors = [(e_L @ D.T) * net.activation_of(l).grad(fwd.a[l], fwd.h[l + 1])   # (batch, n_l)
-                  for l, D in enumerate(self.feedback(net))] + [e_L]
-        return outer_product_updates(fwd, errors), net.loss(fwd.output, T)
+    def errors(self, net, fwd, T):
+        e_L = output_error(net, fwd, T)                                             # (batch, n_L)
+        return [(e_L @ D.T) * net.activation_of(l).grad(fwd.a[l], fwd.h[l + 1])     # (batch, n_l)
+                for l, D in enumerate(self.feedback(net))] + [e_L]
+
+    def feedback_pairs(self, net) -> dict:
+        """D_l against (W_L ⋯ W_{l+1})ᵀ, named after W_{l+1} like FA's B_{l+1}."""
+        products, P = [], net.W[-1]                 # P = W_L ⋯ W_{l+1}, built from the top down
+        for W in reversed(net.W[1:-1]):
+            products.insert(0, P)
+            P = P @ W
+        products.insert(0, P)
+        return {f"W{l}": (D, P_l.T) for l, (D, P_l) in enumerate(zip(self.feedback(net), products), start=2)}
 
 
 class SignSymmetry(FeedbackAlignment):
@@ -126,8 +130,11 @@ class SignSymmetry(FeedbackAlignment):
     """
     name = "sign symmetry"
 
+    def __init__(self):          # no settings: nothing is drawn
+        super().__init__()
+
+    def bind(self, net):
+        return self
+
     def feedback(self, net) -> list:
         return [torch.sign(W.T) * W.abs().mean() for W in net.W[1:]]
-
-    def __repr__(self):
-        return "SignSymmetry()"

@@ -24,7 +24,7 @@ with ``num_samples=K`` average K independent estimates (K noise samples per upda
 import torch
 
 from ..network import MLP, ForwardPass
-from .base import LearningRule, outer_product_updates
+from .base import ErrorRule, LearningRule, outer_product_updates
 
 WP_ELEMENTS = 1 << 22  # noise numbers of weight perturbation drawn at once (K copies of every weight)
 NP_ROWS = 1 << 15      # rows (noisy passes × batch) of node perturbation evaluated at once
@@ -70,54 +70,91 @@ class WeightPerturbation(LearningRule):
 
     def __init__(self, sigma: float = 1e-3, num_samples: int = 1, seed=None):
         check_sigma(sigma, num_samples)
-        self.sigma, self.num_samples, self.noise = float(sigma), int(num_samples), NoiseSource(seed)
+        self.sigma, self.num_samples, self.seed = float(sigma), int(num_samples), seed
+        self.noise = NoiseSource(seed)
 
     def updates(self, net: MLP, X, y):
+        return self.estimate(net, X, y, self.num_samples)
+
+    def estimate(self, net: MLP, X, y, num_samples: int):
+        """(mean of ``num_samples`` estimates, batch loss): each estimate with its own noise."""
         T = net.targets(y)
         loss = net.loss(net(X), T)                              # L(θ), batch mean
-        params = net.parameters()
-        if self.num_samples == 1:                              # the common case, without the K axis
-            z = [self.noise.randn(p.shape, p) for p in params]                 # ξ = σ z
-            noisy_W = [torch.add(W, z_W, alpha=self.sigma) for W, z_W in zip(net.W, z[0::2])]
-            noisy_b = [torch.add(b, z_b, alpha=self.sigma) for b, z_b in zip(net.b, z[1::2])]
-            delta = net.loss(net.forward(X, W=noisy_W, b=noisy_b).output, T) - loss   # δL, 0-dim
+        params = net.named_parameters()
+        if num_samples == 1:                                   # the common case, without the K axis
+            z = {name: self.noise.randn(p.shape, p) for name, p in params.items()}     # ξ = σ z
+            noisy = {name: torch.add(p, z[name], alpha=self.sigma) for name, p in params.items()}
+            delta = net.loss(net.forward(X, W=weights_of(noisy), b=biases_of(noisy)).output, T) - loss
             factor = delta / self.sigma                        # δL ξ / σ² = δL z / σ
-            return [z_p.mul_(factor) for z_p in z], loss
-        sums = [torch.zeros_like(p) for p in params]
-        chunk = max(1, WP_ELEMENTS // sum(p.numel() for p in params))
-        for start in range(0, self.num_samples, chunk):
-            K = min(chunk, self.num_samples - start)
-            z = [self.noise.randn((K, *p.shape), p) for p in params]          # ξ = σ z
-            noisy = perturbed_weight_losses(net, X, T, z, scale=self.sigma)   # (K, N)
+            return {name: z_p.mul_(factor) for name, z_p in z.items()}, loss
+        sums = {name: torch.zeros_like(p) for name, p in params.items()}
+        chunk = max(1, WP_ELEMENTS // sum(p.numel() for p in params.values()))
+        for start in range(0, num_samples, chunk):
+            K = min(chunk, num_samples - start)
+            z = {name: self.noise.randn((K, *p.shape), p) for name, p in params.items()}  # ξ = σ z
+            noisy = perturbed_weight_losses(net, X, T, z, scale=self.sigma)              # (K, N)
             delta = noisy.mean(dim=1) - loss                                  # (K,) L(θ + ξ_k) - L(θ)
-            for s, z_p in zip(sums, z):                        # Σ_k δL_k z_k as one matrix product
-                s += (delta @ z_p.reshape(K, -1)).reshape(s.shape)
-        scale = 1.0 / (self.num_samples * self.sigma)          # δL ξ / σ² = δL z / σ
-        return [s.mul_(scale) for s in sums], loss
+            for name, s in sums.items():                       # Σ_k δL_k z_k as one matrix product
+                s += (delta @ z[name].reshape(K, -1)).reshape(s.shape)
+        scale = 1.0 / (num_samples * self.sigma)               # δL ξ / σ² = δL z / σ
+        return {name: s.mul_(scale) for name, s in sums.items()}, loss
 
-    def __repr__(self):
-        return f"WeightPerturbation(sigma={self.sigma:g}, num_samples={self.num_samples})"
+    @torch.no_grad()
+    def per_sample_moments(self, net: MLP, X, y, layer: int = 0, chunk: int = 32):
+        """Mean and mean square over the samples of X of the per-sample estimates of layer
+        ``layer``'s [W | b] (n_l, n_{l-1} + 1) (Chapter 2, "Gradient SNR"). Each sample draws its
+        own noise for every parameter and runs through its own network, ``chunk`` samples at a time."""
+        T = net.targets(y)
+        N, names = len(X), (f"W{layer + 1}", f"b{layer + 1}")
+        params = net.named_parameters()
+        totals = {name: torch.zeros_like(params[name]) for name in names}
+        squares = {name: torch.zeros_like(params[name]) for name in names}
+        buffers = {name: torch.empty((chunk, *p.shape), device=p.device, dtype=p.dtype) for name, p in params.items()}
+        for Xc, Tc in zip(X.split(chunk), T.split(chunk)):
+            C = len(Xc)
+            z = {name: self.noise.normal_(buffer[:C]) for name, buffer in buffers.items()}  # own noise per sample
+            clean = net.loss.per_sample(net(Xc), Tc)                                         # (C,)
+            delta = perturbed_weight_losses(net, Xc[:, None, :], Tc[:, None, :], z, scale=self.sigma)[:, 0] - clean
+            for name in names:
+                flat = z[name].reshape(C, -1)
+                totals[name] += (delta @ flat).reshape(totals[name].shape)                  # Σ_n δL_n z_n
+                squares[name] += ((delta ** 2) @ flat.square_()).reshape(squares[name].shape)  # Σ_n δL_n² z_n²
+        W, b = names
+        mean = torch.cat([totals[W], totals[b][:, None]], dim=1) / (N * self.sigma)     # δL ξ / σ² = δL z / σ
+        mean_sq = torch.cat([squares[W], squares[b][:, None]], dim=1) / (N * self.sigma ** 2)
+        return mean, mean_sq
 
 
-def perturbed_weight_losses(net: MLP, X, T, xi, scale: float = 1.0) -> torch.Tensor:
+def weights_of(named: dict) -> list:
+    """[W₁, W₂, ...] from a dict keyed like ``net.named_parameters()``."""
+    return [t for name, t in named.items() if name.startswith("W")]
+
+
+def biases_of(named: dict) -> list:
+    """[b₁, b₂, ...] from a dict keyed like ``net.named_parameters()``."""
+    return [t for name, t in named.items() if name.startswith("b")]
+
+
+def perturbed_weight_losses(net: MLP, X, T, xi: dict, scale: float = 1.0) -> torch.Tensor:
     """Per-sample losses (K, N) of the network with K perturbed copies of its parameters, θ + scale·ξ_k.
 
-    ``xi`` lists a (K, *p.shape) noise tensor per parameter in ``net.parameters()`` order. X (N, n_in)
+    ``xi`` maps each parameter name ("W1", "b1", ...) to a (K, *p.shape) noise tensor. X (N, n_in)
     and T (N, n_out) are shared by all K copies, or (K, N, ...) give each copy its own inputs (per-sample
     estimates use N = 1). Each layer is one batched matrix product (K, N, n_l)."""
-    K = len(xi[0])
+    K = len(xi["W1"])
     h = X if X.dim() == 3 else X.expand(K, *X.shape)            # (K, N, n_in), no copy
     for l, (W, b) in enumerate(zip(net.W, net.b)):
+        xi_W, xi_b = xi[f"W{l + 1}"], xi[f"b{l + 1}"]
         # (W + s ξ_W) h + b + s ξ_b = (W h + b) + s ξ_W h + s ξ_b: the noise matrices are only read once
         clean = torch.addmm(b, X, W.T) if l == 0 and X.dim() == 2 else torch.matmul(h, W.T).add_(b)
-        a = torch.baddbmm(clean.expand(K, *clean.shape[-2:]), h, xi[2 * l].transpose(1, 2), alpha=scale)
-        h = net.activation_of(l)(a.add_(xi[2 * l + 1].unsqueeze(1), alpha=scale))    # (K, N, n_l)
+        a = torch.baddbmm(clean.expand(K, *clean.shape[-2:]), h, xi_W.transpose(1, 2), alpha=scale)
+        h = net.activation_of(l)(a.add_(xi_b.unsqueeze(1), alpha=scale))    # (K, N, n_l)
     K, N = h.shape[:2]
     T_k = (T if T.dim() == 3 else T.expand(K, *T.shape)).reshape(K * N, -1)
     return net.loss.per_sample(h.reshape(K * N, -1), T_k).reshape(K, N)
 
 
-class NodePerturbation(LearningRule):
+class NodePerturbation(ErrorRule):
     """Jitter every unit's pre-activation; each sample's loss change times the jitter is that
     unit's error, which meets the clean presynaptic activity in a local outer product.
 
@@ -127,17 +164,28 @@ class NodePerturbation(LearningRule):
 
     def __init__(self, sigma: float = 1e-3, num_samples: int = 1, seed=None):
         check_sigma(sigma, num_samples)
-        self.sigma, self.num_samples, self.noise = float(sigma), int(num_samples), NoiseSource(seed)
+        self.sigma, self.num_samples, self.seed = float(sigma), int(num_samples), seed
+        self.noise = NoiseSource(seed)
 
     def errors(self, net: MLP, fwd: ForwardPass, T) -> list:
         """e_l = mean_k δL_k ⊙ ξ_{l,k} / σ², one (N, n_l) tensor per layer: node perturbation's
         estimate of dL_n/da_l, with δL_k (N,) the per-sample loss change of noisy pass k."""
+        return self.mean_errors(net, fwd, T, self.num_samples)
+
+    def estimate(self, net: MLP, X, y, num_samples: int):
+        """(mean of ``num_samples`` estimates, batch loss): each estimate with its own noise."""
+        fwd = net.forward(X)
+        T = net.targets(y)
+        return outer_product_updates(fwd, self.mean_errors(net, fwd, T, num_samples)), net.loss(fwd.output, T)
+
+    def mean_errors(self, net: MLP, fwd: ForwardPass, T, num_samples: int) -> list:
+        """:meth:`errors` averaged over ``num_samples`` noisy passes."""
         N = fwd.h[0].shape[0]
         clean = net.loss.per_sample(fwd.output, T)                                    # (N,)
         sums = [torch.zeros_like(a) for a in fwd.a]
         chunk = max(1, NP_ROWS // N)             # noisy passes at once: K copies of the batch
-        for start in range(0, self.num_samples, chunk):
-            K = min(chunk, self.num_samples - start)
+        for start in range(0, num_samples, chunk):
+            K = min(chunk, num_samples - start)
             z = [self.noise.randn((K * N, a.shape[1]), a) for a in fwd.a]      # ξ_l = σ z_l, (K·N, n_l)
             T_k = T if K == 1 else T.repeat(K, 1)
             # the input is not perturbed, so the first noisy pre-activation is the clean one plus noise
@@ -146,16 +194,8 @@ class NodePerturbation(LearningRule):
             delta = (noisy.reshape(K, N) - clean).reshape(K * N, 1)                    # δL, (K·N, 1)
             for s, z_l in zip(sums, z):
                 s += (delta * z_l).reshape(K, N, -1).sum(dim=0)
-        scale = 1.0 / (self.num_samples * self.sigma)          # δL ξ / σ² = δL z / σ
+        scale = 1.0 / (num_samples * self.sigma)               # δL ξ / σ² = δL z / σ
         return [s.mul_(scale) for s in sums]
-
-    def updates(self, net: MLP, X, y):
-        fwd = net.forward(X)
-        T = net.targets(y)
-        return outer_product_updates(fwd, self.errors(net, fwd, T)), net.loss(fwd.output, T)
-
-    def __repr__(self):
-        return f"NodePerturbation(sigma={self.sigma:g}, num_samples={self.num_samples})"
 
 
 def noisy_forward(net: MLP, a_1, xi, scale: float = 1.0) -> torch.Tensor:

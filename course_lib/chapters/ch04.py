@@ -5,14 +5,14 @@
 * :class:`TwoLayerKPRule` — a learner's step function as a rule for ``train``.
 * :func:`gap_law` — the measured gap ‖W₂ᵀ - B‖ step by step, next to (1 - lr λ)ᵗ ‖W₂ᵀ - B‖₀.
 
-The angle and cosine measurements are Chapter 3's (:mod:`course_lib.ch03`).
+The angle and cosine measurements are :mod:`course_lib.alignment`.
 """
 import torch
 
-from .data import minibatches
-from .network import MLP
-from .rules.kolen_pollack import KolenPollack
-from .train import make_optimizer
+from ..network import MLP
+from ..rules.kolen_pollack import KolenPollack
+from ..train import make_optimizer, train
+from .common import require_chapter_network
 
 STEP_NAMES = ("W1", "b1", "W2", "b2", "B")
 
@@ -27,9 +27,8 @@ def kolen_pollack_step(X, T, W1, b1, W2, b2, B, lr, lr_B, decay) -> dict:
     returned as {"W1", "b1", "W2", "b2", "B"}; the inputs are left unchanged."""
     W1, b1, W2, b2, B = (t.clone() for t in (W1, b1, W2, b2, B))
     net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
-    rule = KolenPollack(decay=decay, lr_B=lr_B)
-    rule.B = [B]
-    rule.step(net, X, T, make_optimizer(net, lr))
+    rule = KolenPollack.with_feedback([B], decay=decay, lr_B=lr_B)
+    rule.step(net, X, T, make_optimizer(net, rule, lr))
     return dict(zip(STEP_NAMES, (W1, b1, W2, b2, B)))
 
 
@@ -37,6 +36,7 @@ class TwoLayerKPRule(KolenPollack):
     """Trains the chapter's two-layer network with a function shaped like :func:`kolen_pollack_step`
     (plain SGD: the optimiser's lr is used, its momentum and weight decay are not)."""
     name = "your KP"
+    unrecorded = ("fn",)  # any function that passes the check computes KP's step
 
     def __init__(self, fn, decay=1e-3, lr_B=None, seed=0):
         super().__init__(decay=decay, lr_B=lr_B, seed=seed)
@@ -44,36 +44,27 @@ class TwoLayerKPRule(KolenPollack):
 
     @torch.no_grad()
     def step(self, net, X, y, optimizer):
-        if net.num_layers != 2 or net.activation.name != "relu" or net.loss.name != "cross_entropy":
-            raise ValueError("This rule is for the chapter's network: two layers, ReLU units, cross-entropy.")
+        require_chapter_network(net, "relu", "cross_entropy")
         lr = optimizer.param_groups[0]["lr"]
         T = net.targets(y)
         loss = net.loss(net(X), T)
         B = self.feedback(net)
-        new = self.fn(X, T, net.W[0], net.b[0], net.W[1], net.b[1], B[0], lr,
-                      lr if self.lr_B is None else self.lr_B, self.decay)
+        new = self.fn(X, T, *net.parameters(), B[0], lr, lr if self.lr_B is None else self.lr_B, self.decay)
         for dst, name in zip(net.parameters() + B, STEP_NAMES):
             dst.copy_(new[name])
         return loss
 
 
-@torch.no_grad()
 def gap_law(net: MLP, rule: KolenPollack, data, lr: float, num_steps: int, batch_size: int = 64,
             seed: int = 0) -> dict:
     """Train ``net`` with ``rule`` for ``num_steps`` plain-SGD steps (no momentum) and record the
-    gap ‖W_{l+1}ᵀ - B_l‖ after every step, for the top feedback matrix, next to the prediction
+    gap ‖W_Lᵀ - B_L‖ of the top feedback matrix after every step, next to the prediction
     (1 - lr λ)ᵗ · gap₀ of the Kolen-Pollack argument. Returns {"step", "measured", "predicted"}."""
-    optimizer = make_optimizer(net, lr)
-    generator = torch.Generator().manual_seed(seed)
     B = rule.feedback(net)
     gaps = [(net.W[-1].T - B[-1]).norm()]
-    while len(gaps) <= num_steps:
-        for idx in minibatches(len(data.X_train), batch_size, generator, data.X_train.device):
-            rule.step(net, data.X_train[idx], data.y_train[idx], optimizer)
-            gaps.append((net.W[-1].T - B[-1]).norm())
-            if len(gaps) > num_steps:
-                break
-    measured = torch.stack(gaps).cpu()
-    steps = torch.arange(len(measured), dtype=measured.dtype)
-    predicted = measured[0] * (1 - lr * rule.decay) ** steps
-    return {"step": steps, "measured": measured, "predicted": predicted}
+    steps_per_epoch = -(-len(data.X_train) // batch_size)
+    train(net, rule, data, lr=lr, num_epochs=-(-num_steps // steps_per_epoch), batch_size=batch_size,
+          seed=seed, progress=False, on_step=lambda net, rule: gaps.append((net.W[-1].T - B[-1]).norm()))
+    measured = torch.stack(gaps[:num_steps + 1]).cpu()
+    t = torch.arange(len(measured), dtype=measured.dtype)
+    return {"step": t, "measured": measured, "predicted": measured[0] * (1 - lr * rule.decay) ** t}

@@ -1,0 +1,37 @@
+"""Chapter 3, "Feedback alignment": the exercise's reference answer and a rule for the learner's.
+
+* :func:`feedback_alignment_updates` — reference for exercise 3.1 (FA for a two-layer network),
+  computed with the library's :class:`~course_lib.rules.feedback_alignment.FeedbackAlignment`.
+* :class:`TwoLayerFARule` — a learner's function as a rule for ``train``.
+
+The chapter's measurements (angles of the feedback matrices, cosine similarity of the updates with
+backprop's) are :mod:`course_lib.alignment`; the published step schedule is ``train(schedule=...)``.
+"""
+from ..network import MLP
+from ..rules.feedback_alignment import FeedbackAlignment
+from .common import as_updates, exercise_grads, require_chapter_network
+
+
+def feedback_alignment_updates(X, T, W1, b1, W2, b2, B) -> dict:
+    """Reference for exercise 3.1: FA's batch-mean updates for h1 = relu(X W1ᵀ + b1),
+    logits a2 = h1 W2ᵀ + b2, cross-entropy loss; the error reaches the hidden layer through
+    B (n_hidden, n_out) instead of W2ᵀ. Returns {"dW1", "db1", "dW2", "db2"}."""
+    net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
+    return exercise_grads(FeedbackAlignment.with_feedback([B]).updates(net, X, T)[0])
+
+
+class TwoLayerFARule(FeedbackAlignment):
+    """Turns a function shaped like :func:`feedback_alignment_updates` into a rule for ``train``
+    (Chapter 3, "Training with your own feedback alignment"). B is drawn like the library's."""
+    name = "your FA"
+    unrecorded = ("fn",)  # any function that passes the check computes FA's updates
+
+    def __init__(self, fn, seed=0):
+        super().__init__(seed=seed)
+        self.fn = fn
+
+    def updates(self, net, X, y):
+        require_chapter_network(net, "relu", "cross_entropy")
+        T = net.targets(y)
+        grads = self.fn(X, T, *net.parameters(), self.feedback(net)[0])
+        return as_updates(grads), net.loss(net(X), T)
