@@ -274,7 +274,7 @@ ODD = [  # (learner function, expected mistake)
     (lambda X, T, W1, b1, W2, b2: {"dW1": W1, "db1": b1, "dW2": W2}, "missing"),
     (lambda X, T, W1, b1, W2, b2: {k: v for k, v in zip(("dW1", "db1", "dW2", "db2"), "abcd")}, "type"),
     (lambda X, T, W1, b1, W2, b2: {k: torch.full_like(v, float("nan")) for k, v in
-                                   zip(("dW1", "db1", "dW2", "db2"), (W1, b1, W2, b2))}, "values"),
+                                   zip(("dW1", "db1", "dW2", "db2"), (W1, b1, W2, b2))}, "nan"),
     (lambda X, T, W1, b1, W2, b2: {k: torch.ones(2, dtype=torch.int64) for k in ("dW1", "db1", "dW2", "db2")},
      "shape"),
     (lambda X, T, W1, b1, W2, b2: (p for p in (W1, b1, W2, b2)), "structure"),
