@@ -287,17 +287,17 @@ def clone(inputs: dict) -> dict:
 
 def close(got, expected, tolerance) -> bool:
     """Same shape and values (in the expected dtype) within ``tolerance``."""
-    return (isinstance(got, torch.Tensor) and got.shape == expected.shape
+    return (isinstance(got, torch.Tensor) and got.shape == expected.shape and not got.is_complex()
             and torch.allclose(got.to(expected.dtype), expected, rtol=tolerance, atol=tolerance))
 
 
 def diagnose(got, expected, case, mistakes, normalise, tolerance, factor_hint=FACTOR_HINT):
     """Raise :class:`Wrong` with the best explanation of why ``got`` differs from ``expected``."""
-    for name, exp in expected.items():  # structure first: values can't be compared otherwise
-        check_structure(name, got.get(name), exp, case)
-    for mistake in mistakes:
+    for mistake in mistakes:  # first: a mistake can explain a wrong shape too (another layer's noise)
         if made(mistake, got, case, normalise, tolerance):
             raise Wrong(mistake.hint, mistake.name)
+    for name, exp in expected.items():  # then structure: values can't be compared otherwise
+        check_structure(name, got.get(name), exp, case)
     differing = [name for name, exp in expected.items() if not close(got[name], exp, tolerance)]
     for name in differing:
         symptom_of(name, got[name], expected[name], case, tolerance, factor_hint)
@@ -320,6 +320,8 @@ def check_structure(name, got, exp, case):
         raise Wrong(f"{name} is missing from what your function returns.", "missing")
     if not isinstance(got, torch.Tensor):
         raise Wrong(f"{name} should be a torch tensor, got {type(got).__name__}.", "type")
+    if got.is_complex():
+        raise Wrong(f"{name} is complex ({got.dtype}); every quantity here is real.", "type")
     shape, want = tuple(got.shape), tuple(exp.shape)
     if shape == want:
         return
