@@ -215,7 +215,7 @@ WRONG = [  # (learner function, expected mistake, words the message must contain
     (bp_summed, "summed", ["5 times", "summed", "averaging"]),
     (bp_dW1_transposed, "transposed", ["dW1", "transposed", "(4, 3)", "(3, 4)"]),
     (bp_per_sample, "per_sample", ["one update per sample", "Average over the batch"]),
-    (bp_forgot_half, "factor", ["constant factor of 2", "½"]),
+    (bp_forgot_half, "loss_without_half", ["twice", "½"]),
     (bp_forgot_return, "structure", ["return a dict", "dW1", "NoneType"]),
     (bp_list_of_three, "structure", ["return a dict", "list of length 3"]),
     (bp_stub, "not_implemented", ["not implemented yet", "NotImplementedError"]),

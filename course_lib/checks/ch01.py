@@ -56,6 +56,9 @@ BACKPROP_MISTAKES = [
             "it from the pre-activation a instead."),
     Mistake("slope_squared", lambda **c: grads_with(**c, slope=lambda a, h: torch.sigmoid(h) * (1 - torch.sigmoid(h))),
             "you applied the sigmoid twice in the slope: σ'(a) = h ⊙ (1 - h) where h is already σ(a)."),
+    Mistake("loss_without_half", lambda **c: grads_with(**c, error=lambda h2, T: 2 * (h2 - T)),
+            "every update is twice the right one: the loss has a ½, L = mean_n ½‖h2 - T‖², so the output "
+            "error is h2 - T, not 2 (h2 - T)."),
     Mistake("mean_over_outputs", lambda **c: grads_with(**c, error=lambda h2, T: (h2 - T) / T.shape[1]),
             "your loss averages over the outputs; the chapter's loss sums over them and averages over the "
             "batch only, L = mean_n ½‖h2 - T‖², so the output error is h2 - T without dividing by n_out."),

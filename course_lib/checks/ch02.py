@@ -108,12 +108,14 @@ def check_weight_perturbation_update(fn, verbose=True) -> CheckResult:
 # ---------------------------------------------------------------- node perturbation
 
 def np_with(X, T, W1, b1, W2, b2, xi1, xi2, sigma, sign=1, power=2, reduce="mean", after=False,
-            batch_delta=False, noisy_pre=False, swap=None):
+            batch_delta=False, noisy_pre=False, swap=None, transpose=True):
     """Node perturbation with one ingredient changed: builds the typical wrong answers."""
+    V1, V2 = (W1.T, W2.T) if transpose else (W1, W2)
+
     def run(n1, n2):
-        a1 = X @ W1.T + b1
+        a1 = X @ V1 + b1
         h1 = torch.sigmoid(a1) + n1 if after else torch.sigmoid(a1 + n1)
-        a2 = h1 @ W2.T + b2
+        a2 = h1 @ V2 + b2
         h2 = torch.sigmoid(a2) + n2 if after else torch.sigmoid(a2 + n2)
         return h1, 0.5 * ((h2 - T) ** 2).sum(dim=1)
     h1, clean = run(0, 0)
@@ -152,6 +154,9 @@ NP_MISTAKES = [
     Mistake("noisy_presynaptic", lambda **c: np_with(**c, noisy_pre=True),
             "dW2 uses the noisy hidden activity; the rule pairs the output error with the clean "
             "presynaptic activity h1 = σ(X W1ᵀ + b1) of the forward pass without noise."),
+    Mistake("weights_not_transposed", lambda **c: np_with(**c, transpose=False),
+            "the forward pass multiplies by W instead of Wᵀ: a1 = X W1ᵀ + b1, i.e. X @ W1.T, because W1 has "
+            "shape (n_hidden, n_in) (your version only runs because this test case is square)."),
 ] + [Mistake("other_layer_noise", lambda s=s, **c: np_with(**c, swap=s), NP_OTHER_LAYER_HINT)
      for s in ("21", "11", "22")]
 
@@ -186,8 +191,8 @@ def linear_cases(with_noise=True):
 normalise_moments = named_outputs(*MOMENT_NAMES)
 
 
-def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, ddof=0, reduce="mean"):
-    changes = -lr ** lr_power * (0.5 * (((W + xi) @ x - t) ** 2).sum(1) - 0.5 * ((W @ x - t) ** 2).sum()
+def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, ddof=0, reduce="mean", clean=1):
+    changes = -lr ** lr_power * (0.5 * (((W + xi) @ x - t) ** 2).sum(1) - clean * 0.5 * ((W @ x - t) ** 2).sum()
                                  )[:, None, None] * xi / sigma ** power
     K = len(xi)
     second = (changes ** 2).sum(0) / (K if reduce == "mean" else 1)
@@ -208,6 +213,9 @@ EMPIRICAL_MISTAKES = [
             "samples (divide by K, like torch.var(..., unbiased=False)), as in the SNR."),
     Mistake("summed_over_samples", lambda **c: empirical_with(**c, reduce="sum"),
             "the moments are summed over the noise samples; average over them (dimension 0) instead."),
+    Mistake("clean_loss_not_subtracted", lambda **c: empirical_with(**c, clean=0),
+            "the weight changes use the perturbed loss L(W + ξ_k) alone; they need the loss difference "
+            "L(W + ξ_k) - L(W), perturbed minus clean."),
     Mistake("swapped", lambda **c: dict(zip(MOMENT_NAMES[::-1], empirical_with(**c).values())),
             "second_moment and variance are swapped: the second moment is mean_k ΔW_k², the variance "
             "mean_k (ΔW_k - mean ΔW)²."),

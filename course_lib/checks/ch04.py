@@ -83,6 +83,9 @@ KP_MISTAKES = [
     Mistake("used_W2", lambda **c: kp_with(**c, feedback="W2"),
             "the error reached the hidden layer through W2 (weight transport): Kolen-Pollack sends it "
             "down through B, e1 = (e2 Bᵀ) ⊙ (a1 > 0), exactly like feedback alignment."),
+    Mistake("returned_changes", lambda **c: {k: v - c[k] for k, v in kp_with(**c).items()},
+            "you returned the changes of the parameters; return the parameters after the step, "
+            "W1 - lr (ΔW1 + λ W1) and so on (new tensors, the inputs unchanged)."),
     Mistake("new_B_used", lambda **c: kp_with(**c, feedback="new B"),
             "ΔW1 was computed with the already updated B. Compute every update from the weights "
             "before the step (the old B), then apply them."),

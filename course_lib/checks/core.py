@@ -17,6 +17,7 @@ daemon thread that gets ``TIME_LIMIT`` seconds per case. What it prints is colle
 shortened, above the check's line.
 """
 import ctypes
+import io
 import threading
 import traceback
 from contextlib import redirect_stdout
@@ -180,11 +181,12 @@ def report(exercise: str, success: str = "", wrong: Wrong | None = None, verbose
     return result
 
 
-class Printed:
+class Printed(io.TextIOBase):
     """Stands in for stdout while a check runs: keeps the first lines printed, counts them all."""
     KEEP = 10
 
     def __init__(self):
+        super().__init__()
         self.head, self.lines = "", 0
 
     def write(self, text) -> int:
@@ -192,9 +194,6 @@ class Printed:
             self.head = (self.head + text)[:2000]
         self.lines += text.count("\n")
         return len(text)
-
-    def flush(self):
-        pass
 
     def summary(self) -> str:
         shown = self.head.splitlines()[:self.KEEP]
@@ -252,7 +251,11 @@ def call_with_time_limit(fn, args, seconds):
             outcome["error"] = error
     thread = threading.Thread(target=target, name="course_lib check", daemon=True)
     thread.start()
-    thread.join(seconds)
+    try:
+        thread.join(seconds)
+    except BaseException:  # the kernel was interrupted: stop the learner's code too
+        stop(thread)
+        raise
     if thread.is_alive():
         stop(thread)
         raise TookTooLong
