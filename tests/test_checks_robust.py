@@ -429,7 +429,8 @@ def cat_wp_biases_not_perturbed(X, T, W1, b1, W2, b2, xi_W1, xi_b1, xi_W2, xi_b2
 
 def cat_wp_sigma_twice(X, T, W1, b1, W2, b2, xi_W1, xi_b1, xi_W2, xi_b2, sigma):
     s = sigma
-    delta = wp_loss(X, T, W1 + s * xi_W1, b1 + s * xi_b1, W2 + s * xi_W2, b2 + s * xi_b2) - wp_loss(X, T, W1, b1, W2, b2)
+    noisy = wp_loss(X, T, W1 + s * xi_W1, b1 + s * xi_b1, W2 + s * xi_W2, b2 + s * xi_b2)
+    delta = noisy - wp_loss(X, T, W1, b1, W2, b2)
     return wp_updates(delta, sigma, xi_W1, xi_b1, xi_W2, xi_b2)
 
 
@@ -806,3 +807,15 @@ def test_most_typical_mistakes_are_named():
     named = sum(mistake not in GENERIC for _, _, mistake in CATALOGUE)
     print(f"{named} of {len(CATALOGUE)} typical mistakes named ({named / len(CATALOGUE):.0%})")
     assert named / len(CATALOGUE) >= 0.9
+
+
+def test_long_error_messages_are_shortened_to_one_line():
+    def raises_long(*args):
+        raise ValueError("first line\n" + "x" * 5000)
+    result = checks1.check_backprop_two_layer(raises_long, verbose=False)
+    assert result.mistake == "raised" and "\n" not in result.message and len(result.message) < 700
+
+
+def test_output_without_newline_is_shown(capsys):
+    checks1.check_backprop_two_layer(lambda *args: print("no newline", end=""))
+    assert capsys.readouterr().out.startswith("Your function printed:\nno newline")

@@ -163,8 +163,8 @@ def run_safely(exercise: str, body, verbose=True) -> CheckResult:
         success, wrong = "", diagnosis
     except Exception as error:
         success, wrong = "", Wrong(f"the check could not handle your function's output ({type(error).__name__}: "
-                                   f"{error}). Make it return what the exercise asks for.", "check_error")
-    if verbose and printed.lines:
+                                   f"{one_line(error)}). Make it return what the exercise asks for.", "check_error")
+    if verbose and printed.head:
         print(printed.summary())
     return report(exercise, success, wrong, verbose)
 
@@ -231,7 +231,8 @@ def call_learner(exercise, fn, case, shape_hint=""):
         hint = f" {shape_hint}" if shape_hint and "shape" in str(error) else ""
         if isinstance(error, TypeError) and not line:  # the call itself failed: the parameters
             hint = f" The check calls your function as {exercise}({', '.join(inputs)})."
-        raise Wrong(f"your function raised {type(error).__name__}: {error}{line}{where}.{hint}", "raised") from None
+        raise Wrong(f"your function raised {type(error).__name__}: {one_line(error)}{line}{where}.{hint}",
+                    "raised") from None
     for name, before in case.inputs.items():
         if isinstance(before, torch.Tensor) and not torch.equal(before, inputs[name]):
             raise Wrong(f"your function changed its input {name} in place; compute new tensors "
@@ -270,6 +271,12 @@ def stop(thread):
     set_async_exc = getattr(getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None)
     if set_async_exc is not None:
         set_async_exc(ctypes.c_ulong(thread.ident), ctypes.py_object(TookTooLong))
+
+
+def one_line(error, limit=300) -> str:
+    """An exception's message on one line, shortened to ``limit`` characters."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def learner_line(error) -> str:
