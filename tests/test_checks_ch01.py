@@ -215,7 +215,7 @@ WRONG = [  # (learner function, expected mistake, words the message must contain
     (bp_summed, "summed", ["5 times", "summed", "averaging"]),
     (bp_dW1_transposed, "transposed", ["dW1", "transposed", "(4, 3)", "(3, 4)"]),
     (bp_per_sample, "per_sample", ["one update per sample", "Average over the batch"]),
-    (bp_forgot_half, "factor", ["constant factor of 2", "½"]),
+    (bp_forgot_half, "loss_without_half", ["twice", "½"]),
     (bp_forgot_return, "structure", ["return a dict", "dW1", "NoneType"]),
     (bp_list_of_three, "structure", ["return a dict", "list of length 3"]),
     (bp_stub, "not_implemented", ["not implemented yet", "NotImplementedError"]),
@@ -274,7 +274,7 @@ ODD = [  # (learner function, expected mistake)
     (lambda X, T, W1, b1, W2, b2: {"dW1": W1, "db1": b1, "dW2": W2}, "missing"),
     (lambda X, T, W1, b1, W2, b2: {k: v for k, v in zip(("dW1", "db1", "dW2", "db2"), "abcd")}, "type"),
     (lambda X, T, W1, b1, W2, b2: {k: torch.full_like(v, float("nan")) for k, v in
-                                   zip(("dW1", "db1", "dW2", "db2"), (W1, b1, W2, b2))}, "values"),
+                                   zip(("dW1", "db1", "dW2", "db2"), (W1, b1, W2, b2))}, "nan"),
     (lambda X, T, W1, b1, W2, b2: {k: torch.ones(2, dtype=torch.int64) for k in ("dW1", "db1", "dW2", "db2")},
      "shape"),
     (lambda X, T, W1, b1, W2, b2: (p for p in (W1, b1, W2, b2)), "structure"),

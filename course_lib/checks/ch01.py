@@ -3,8 +3,7 @@ import torch
 
 from ..chapters import ch01
 from .core import (GRAD_NAMES, Case, CheckResult, Mistake, Wrong, call_learner, normalise_grads,
-                   random_two_layer, report, run_check)
-
+                   random_two_layer, run_check, run_safely, sizes_label)
 
 
 def two_layer_cases():
@@ -16,8 +15,7 @@ def two_layer_cases():
                                                          (16, 30, 11, 10, torch.float32, False),
                                                          (3, 6, 4, 4, torch.float64, False)]:
         inputs = random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, "one_hot" if one_hot else "uniform")
-        cases.append(Case(inputs, f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, "
-                                  f"{n_out} outputs ({str(dtype)[6:]})", batch))
+        cases.append(Case(inputs, sizes_label(batch, n_in, n_hidden, n_out, dtype), batch))
     return cases
 
 
@@ -58,6 +56,12 @@ BACKPROP_MISTAKES = [
             "it from the pre-activation a instead."),
     Mistake("slope_squared", lambda **c: grads_with(**c, slope=lambda a, h: torch.sigmoid(h) * (1 - torch.sigmoid(h))),
             "you applied the sigmoid twice in the slope: σ'(a) = h ⊙ (1 - h) where h is already σ(a)."),
+    Mistake("loss_without_half", lambda **c: grads_with(**c, error=lambda h2, T: 2 * (h2 - T)),
+            "every update is twice the right one: the loss has a ½, L = mean_n ½‖h2 - T‖², so the output "
+            "error is h2 - T, not 2 (h2 - T)."),
+    Mistake("mean_over_outputs", lambda **c: grads_with(**c, error=lambda h2, T: (h2 - T) / T.shape[1]),
+            "your loss averages over the outputs; the chapter's loss sums over them and averages over the "
+            "batch only, L = mean_n ½‖h2 - T‖², so the output error is h2 - T without dividing by n_out."),
 ]
 
 
@@ -70,20 +74,30 @@ def check_backprop_two_layer(fn, verbose=True) -> CheckResult:
 
 
 def check_local_factors(fn, verbose=True) -> CheckResult:
-    """Chapter 1 exercise "Which factors are local?": every factor classified, with the reason."""
+    """Chapter 1 exercise "Which factors are local?": every factor classified, each wrong one explained."""
     exercise = "local_factors"
-    try:
+
+    def body():
         answer = call_learner(exercise, fn, Case({}, label=""))
         if not isinstance(answer, dict):
             raise Wrong(f"return a dict {{factor: True or False}}, got {type(answer).__name__}.", "structure")
         missing = [f for f in ch01.FACTORS if f not in answer]
         if missing:
             raise Wrong(f"these factors are missing from your dict: {missing}.", "missing")
-        for factor, (local, why) in ch01.LOCAL_FACTORS.items():
-            if answer[factor] not in (True, False):  # 1 and 0 count as True and False
-                raise Wrong(f"{factor!r} should be True or False, got {answer[factor]!r}.", "structure")
-            if bool(answer[factor]) != local:
-                raise Wrong(f"{factor!r} is {'local' if local else 'not local'}: {why}", factor)
-    except Wrong as wrong:
-        return report(exercise, wrong=wrong, verbose=verbose)
-    return report(exercise, f"all {len(ch01.FACTORS)} factors classified correctly.", verbose=verbose)
+        unclear = [f for f in ch01.FACTORS if truth(answer[f]) is None]
+        if unclear:
+            raise Wrong(f"{unclear[0]!r} should be True or False, got {answer[unclear[0]]!r}.", "structure")
+        wrong = [f for f, (local, _) in ch01.LOCAL_FACTORS.items() if truth(answer[f]) != local]
+        if wrong:
+            raise Wrong(" ".join(f"{f!r} is {'local' if ch01.LOCAL_FACTORS[f][0] else 'not local'}: "
+                                 f"{ch01.LOCAL_FACTORS[f][1]}" for f in wrong),
+                        wrong[0] if len(wrong) == 1 else "several_factors")
+        return f"all {len(ch01.FACTORS)} factors classified correctly."
+    return run_safely(exercise, body, verbose)
+
+
+def truth(value):
+    """True or False for an answer meant as one (True, 1, a numpy or torch boolean); None otherwise."""
+    if hasattr(value, "item") and hasattr(value, "shape") and len(value.shape) == 0:
+        value = value.item()
+    return bool(value) if isinstance(value, (bool, int)) and value in (0, 1) else None

@@ -8,16 +8,11 @@ another layer's noise gives an answer of the right shape, which the check can th
 import torch
 
 from ..chapters import ch02
-from .core import (Case, CheckResult, Mistake, Wrong, call_learner, named_outputs, normalise_grads,
-                   random_two_layer, report, run_check)
+from .core import (Case, CheckResult, Mistake, Wrong, call_learner, compare, named_outputs, normalise_grads,
+                   random_two_layer, run_check, run_safely, sizes_label)
 
 MOMENT_NAMES = ("second_moment", "variance")
 SIMULATED = 20_000  # noise samples the variance check simulates to test the formula
-
-
-def describe(batch, n_in, n_hidden, n_out, dtype, sigma):
-    return (f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, {n_out} outputs, "
-            f"sigma {sigma:g} ({str(dtype)[6:]})")
 
 
 def two_layer_cases(kind: str):
@@ -36,20 +31,24 @@ def two_layer_cases(kind: str):
             noise = {"xi1": torch.randn(batch, n_hidden, generator=g, dtype=dtype) * sigma,
                      "xi2": torch.randn(batch, n_out, generator=g, dtype=dtype) * sigma}
         cases.append(Case(dict(**inputs, **noise, sigma=sigma),
-                          describe(batch, n_in, n_hidden, n_out, dtype, sigma), batch))
+                          sizes_label(batch, n_in, n_hidden, n_out, dtype, f"sigma {sigma:g}"), batch))
     return cases
 
 
 # ---------------------------------------------------------------- weight perturbation
 
 def wp_with(X, T, W1, b1, W2, b2, xi_W1, xi_b1, xi_W2, xi_b2, sigma, sign=1, power=2, reduce="mean",
-            correlate_with=None):
+            correlate_with=None, transpose=True, half=0.5, over_outputs="sum", clean=1, bias_noise=1, noise_scale=1):
     """Weight perturbation with one ingredient changed: builds the typical wrong answers."""
     def loss(W1, b1, W2, b2):
-        h2 = torch.sigmoid(torch.sigmoid(X @ W1.T + b1) @ W2.T + b2)
-        per_sample = 0.5 * ((h2 - T) ** 2).sum(dim=1)
+        W1, W2 = (W1.T, W2.T) if transpose else (W1, W2)
+        h2 = torch.sigmoid(torch.sigmoid(X @ W1 + b1) @ W2 + b2)
+        squares = (h2 - T) ** 2
+        per_sample = half * (squares.sum(dim=1) if over_outputs == "sum" else squares.mean(dim=1))
         return per_sample.mean() if reduce == "mean" else per_sample.sum()
-    delta = sign * (loss(W1 + xi_W1, b1 + xi_b1, W2 + xi_W2, b2 + xi_b2) - loss(W1, b1, W2, b2))
+    noisy = loss(W1 + noise_scale * xi_W1, b1 + bias_noise * noise_scale * xi_b1,
+                 W2 + noise_scale * xi_W2, b2 + bias_noise * noise_scale * xi_b2)
+    delta = sign * (noisy - clean * loss(W1, b1, W2, b2))
     xi = dict(dW1=xi_W1, db1=xi_b1, dW2=xi_W2, db2=xi_b2)
     if correlate_with is not None:
         xi = {k: xi[v] for k, v in correlate_with.items()}
@@ -73,14 +72,35 @@ WP_MISTAKES = [
     Mistake("summed_over_batch", lambda **c: wp_with(**c, reduce="sum"),
             "the loss is summed over the batch; use the batch-mean loss L = mean over samples of "
             "½‖h2 - T‖², so the update is a batch mean like the other rules'."),
+    Mistake("weights_not_transposed", lambda **c: wp_with(**c, transpose=False),
+            "the forward pass multiplies by W instead of Wᵀ: h1 = σ(X W1ᵀ + b1), i.e. X @ W1.T, because W1 has "
+            "shape (n_hidden, n_in) (your version only runs because this test case is square)."),
+    Mistake("loss_without_half", lambda **c: wp_with(**c, half=1),
+            "the loss is missing its ½: L = mean_n ½‖h2 - T‖², the loss the other rules use."),
+    Mistake("mean_over_outputs", lambda **c: wp_with(**c, over_outputs="mean"),
+            "your loss averages over the outputs; the chapter's loss sums over them and averages over the "
+            "batch only: L = mean_n ½‖h2 - T‖² = 0.5 * ((h2 - T) ** 2).sum(dim=1).mean()."),
+    Mistake("clean_loss_not_subtracted", lambda **c: wp_with(**c, clean=0),
+            "the update uses the perturbed loss L(θ + ξ) alone; it needs the loss difference L(θ + ξ) - L(θ), "
+            "perturbed minus clean: only the change the noise caused says which way is downhill."),
+    Mistake("biases_not_perturbed", lambda **c: wp_with(**c, bias_noise=0),
+            "the biases were not perturbed: the perturbed loss L(θ + ξ) adds its noise to every parameter, "
+            "b1 + xi_b1 and b2 + xi_b2 as well as W1 + xi_W1 and W2 + xi_W2."),
+    Mistake("noise_scaled_by_sigma", lambda **c: wp_with(**c, noise_scale=c["sigma"]),
+            "the noise is already scaled (its standard deviation is σ): perturb by xi_W1 itself, not by "
+            "sigma * xi_W1."),
 ] + [Mistake("other_layer_noise", lambda mapping=m, **c: wp_with(**c, correlate_with=mapping), OTHER_LAYER_HINT)
      for m in (SWAPPED, ALL_FIRST, ALL_SECOND)]
+
+
+WP_FACTOR_HINT = ("your update is a multiple of the right one, and the loss difference L(θ + ξ) - L(θ) is "
+                  "the usual culprit: check the forward pass, the loss, and which parameters you perturbed.")
 
 
 def check_weight_perturbation_update(fn, verbose=True) -> CheckResult:
     """Chapter 2 exercise "Weight perturbation": compares with the reference on four cases."""
     return run_check("weight_perturbation_update", fn, two_layer_cases("weight"), ch02.weight_perturbation_update,
-                     WP_MISTAKES, normalise=normalise_grads, verbose=verbose,
+                     WP_MISTAKES, normalise=normalise_grads, verbose=verbose, factor_hint=WP_FACTOR_HINT,
                      shape_hint="Each update has the shape of its parameter: dW1 like W1 and xi_W1, "
                                 "db1 like b1 and xi_b1, and so on.")
 
@@ -88,12 +108,14 @@ def check_weight_perturbation_update(fn, verbose=True) -> CheckResult:
 # ---------------------------------------------------------------- node perturbation
 
 def np_with(X, T, W1, b1, W2, b2, xi1, xi2, sigma, sign=1, power=2, reduce="mean", after=False,
-            batch_delta=False, noisy_pre=False, swap=None):
+            batch_delta=False, noisy_pre=False, swap=None, transpose=True):
     """Node perturbation with one ingredient changed: builds the typical wrong answers."""
+    V1, V2 = (W1.T, W2.T) if transpose else (W1, W2)
+
     def run(n1, n2):
-        a1 = X @ W1.T + b1
+        a1 = X @ V1 + b1
         h1 = torch.sigmoid(a1) + n1 if after else torch.sigmoid(a1 + n1)
-        a2 = h1 @ W2.T + b2
+        a2 = h1 @ V2 + b2
         h2 = torch.sigmoid(a2) + n2 if after else torch.sigmoid(a2 + n2)
         return h1, 0.5 * ((h2 - T) ** 2).sum(dim=1)
     h1, clean = run(0, 0)
@@ -132,6 +154,9 @@ NP_MISTAKES = [
     Mistake("noisy_presynaptic", lambda **c: np_with(**c, noisy_pre=True),
             "dW2 uses the noisy hidden activity; the rule pairs the output error with the clean "
             "presynaptic activity h1 = σ(X W1ᵀ + b1) of the forward pass without noise."),
+    Mistake("weights_not_transposed", lambda **c: np_with(**c, transpose=False),
+            "the forward pass multiplies by W instead of Wᵀ: a1 = X W1ᵀ + b1, i.e. X @ W1.T, because W1 has "
+            "shape (n_hidden, n_in) (your version only runs because this test case is square)."),
 ] + [Mistake("other_layer_noise", lambda s=s, **c: np_with(**c, swap=s), NP_OTHER_LAYER_HINT)
      for s in ("21", "11", "22")]
 
@@ -166,8 +191,8 @@ def linear_cases(with_noise=True):
 normalise_moments = named_outputs(*MOMENT_NAMES)
 
 
-def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, ddof=0, reduce="mean"):
-    changes = -lr ** lr_power * (0.5 * (((W + xi) @ x - t) ** 2).sum(1) - 0.5 * ((W @ x - t) ** 2).sum()
+def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, ddof=0, reduce="mean", clean=1):
+    changes = -lr ** lr_power * (0.5 * (((W + xi) @ x - t) ** 2).sum(1) - clean * 0.5 * ((W @ x - t) ** 2).sum()
                                  )[:, None, None] * xi / sigma ** power
     K = len(xi)
     second = (changes ** 2).sum(0) / (K if reduce == "mean" else 1)
@@ -188,6 +213,9 @@ EMPIRICAL_MISTAKES = [
             "samples (divide by K, like torch.var(..., unbiased=False)), as in the SNR."),
     Mistake("summed_over_samples", lambda **c: empirical_with(**c, reduce="sum"),
             "the moments are summed over the noise samples; average over them (dimension 0) instead."),
+    Mistake("clean_loss_not_subtracted", lambda **c: empirical_with(**c, clean=0),
+            "the weight changes use the perturbed loss L(W + ξ_k) alone; they need the loss difference "
+            "L(W + ξ_k) - L(W), perturbed minus clean."),
     Mistake("swapped", lambda **c: dict(zip(MOMENT_NAMES[::-1], empirical_with(**c).values())),
             "second_moment and variance are swapped: the second moment is mean_k ΔW_k², the variance "
             "mean_k (ΔW_k - mean ΔW)²."),
@@ -230,19 +258,14 @@ def check_wp_predicted_moments(fn, verbose=True) -> CheckResult:
     """Chapter 2 exercise "Variance of weight perturbation" (formula): compares with the reference,
     then with 20,000 simulated weight changes, which must agree within sampling error."""
     exercise = "wp_predicted_moments"
-    result = run_check(exercise, fn, linear_cases(with_noise=False), ch02.wp_predicted_moments,
-                       PREDICTED_MISTAKES, normalise=normalise_moments, verbose=False,
-                       shape_hint="Shapes: W (M, N), x (N,), t (M,); the gradient g = (W x - t) xᵀ is (M, N).")
-    if not result:
-        if verbose:
-            print(result.message)
-        return result
-    try:
-        z = simulated_deviation(fn)
-    except Wrong as wrong:
-        return report(exercise, wrong=wrong, verbose=verbose)
-    return report(exercise, f"correct on all {len(linear_cases(False))} test cases, and within "
-                            f"{z:.1f} standard errors of {SIMULATED:,} simulated weight changes.", verbose=verbose)
+    cases = linear_cases(with_noise=False)
+
+    def body():
+        compare(exercise, fn, cases, ch02.wp_predicted_moments, PREDICTED_MISTAKES, normalise=normalise_moments,
+                shape_hint="Shapes: W (M, N), x (N,), t (M,); the gradient g = (W x - t) xᵀ is (M, N).")
+        return (f"correct on all {len(cases)} test cases, and within {simulated_deviation(fn):.1f} standard "
+                f"errors of {SIMULATED:,} simulated weight changes.")
+    return run_safely(exercise, body, verbose)
 
 
 def simulated_deviation(fn) -> float:

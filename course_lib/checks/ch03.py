@@ -2,23 +2,19 @@
 import torch
 
 from ..chapters import ch03
-from .core import Case, CheckResult, Mistake, normalise_grads, random_two_layer, run_check
+from .core import Case, CheckResult, Mistake, normalise_grads, random_two_layer, run_check, sizes_label
 
 
 def fa_cases():
     """A fully square case first (every shape mix-up runs, so the typical mistakes are named),
-    then odd non-square sizes, batch 1, soft targets and float64."""
+    then odd non-square sizes, batch 1 and float64; the targets are one-hot, as the exercise says."""
     g = torch.Generator().manual_seed(3)
     cases = []
-    for batch, n_in, n_hidden, n_out, dtype, one_hot in [(6, 5, 5, 5, torch.float32, True),
-                                                         (1, 7, 6, 3, torch.float32, True),
-                                                         (16, 30, 11, 10, torch.float32, True),
-                                                         (4, 6, 9, 4, torch.float64, False)]:
-        inputs = random_two_layer(g, batch, n_in, n_hidden, n_out, dtype,
-                                  "one_hot" if one_hot else "softmax", dark=0.3)   # pixels at exactly 0
-        inputs["B"] = torch.randn(n_hidden, n_out, generator=g, dtype=dtype)
-        cases.append(Case(inputs, f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, "
-                                  f"{n_out} outputs ({str(dtype)[6:]})", batch))
+    for batch, n_in, n_hidden, n_out, dtype in [(6, 5, 5, 5, torch.float32), (1, 7, 6, 3, torch.float32),
+                                                (16, 30, 11, 10, torch.float32), (4, 6, 9, 4, torch.float64)]:
+        inputs = random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, dark=0.3,  # pixels at exactly 0
+                                  feedback=True)
+        cases.append(Case(inputs, sizes_label(batch, n_in, n_hidden, n_out, dtype), batch))
     return cases
 
 

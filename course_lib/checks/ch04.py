@@ -2,7 +2,7 @@
 import torch
 
 from ..chapters import ch04
-from .core import Case, CheckResult, Mistake, Wrong, run_check
+from .core import Case, CheckResult, Mistake, named_outputs, random_two_layer, run_check, sizes_label
 
 
 def kp_cases():
@@ -15,17 +15,10 @@ def kp_cases():
             (1, 7, 6, 3, torch.float32, 0.05, 0.2, 0.1),
             (16, 30, 11, 10, torch.float32, 0.2, 0.1, 0.05),
             (4, 6, 9, 4, torch.float64, 0.3, 0.15, 0.3)]:
-        X = torch.rand(batch, n_in, generator=g, dtype=dtype)
-        T = torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
-        inputs = dict(X=X, T=T,
-                      W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
-                      b1=torch.randn(n_hidden, generator=g, dtype=dtype),
-                      W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
-                      b2=torch.randn(n_out, generator=g, dtype=dtype),
-                      B=torch.randn(n_hidden, n_out, generator=g, dtype=dtype),
-                      lr=lr, lr_B=lr_B, decay=decay)
-        cases.append(Case(inputs, f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, {n_out} outputs, "
-                                  f"lr={lr}, lr_B={lr_B}, decay={decay} ({str(dtype)[6:]})", batch))
+        inputs = random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, feedback=True)
+        cases.append(Case(dict(**inputs, lr=lr, lr_B=lr_B, decay=decay),
+                          sizes_label(batch, n_in, n_hidden, n_out, dtype, f"lr={lr}, lr_B={lr_B}, decay={decay}"),
+                          batch))
     return cases
 
 
@@ -90,21 +83,16 @@ KP_MISTAKES = [
     Mistake("used_W2", lambda **c: kp_with(**c, feedback="W2"),
             "the error reached the hidden layer through W2 (weight transport): Kolen-Pollack sends it "
             "down through B, e1 = (e2 Bᵀ) ⊙ (a1 > 0), exactly like feedback alignment."),
+    Mistake("returned_changes", lambda **c: {k: v - c[k] for k, v in kp_with(**c).items()},
+            "you returned the changes of the parameters; return the parameters after the step, "
+            "W1 - lr (ΔW1 + λ W1) and so on (new tensors, the inputs unchanged)."),
     Mistake("new_B_used", lambda **c: kp_with(**c, feedback="new B"),
             "ΔW1 was computed with the already updated B. Compute every update from the weights "
             "before the step (the old B), then apply them."),
 ]
 
 
-def normalise_step(out) -> dict:
-    """Accept a dict with W1, b1, W2, b2, B, or a tuple/list in that order."""
-    if isinstance(out, dict):
-        return out
-    if isinstance(out, (tuple, list)) and len(out) == len(ch04.STEP_NAMES):
-        return dict(zip(ch04.STEP_NAMES, out))
-    raise Wrong(f"return a dict with keys {', '.join(ch04.STEP_NAMES)}, the parameters after the step "
-                f"(got {type(out).__name__}"
-                + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ").", "structure")
+normalise_step = named_outputs(*ch04.STEP_NAMES, what=", the parameters after the step")
 
 
 def check_kolen_pollack_step(fn, verbose=True) -> CheckResult:

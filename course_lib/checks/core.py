@@ -1,23 +1,35 @@
 """The mechanism behind every ``check_<exercise>`` (see "How to use this course").
 
 A check runs the learner's function on several randomised cases, compares with the reference,
-prints one line, and returns a :class:`CheckResult`. It never lets the learner's exception escape:
-an unfinished exercise reads "not implemented yet", any other error is reported with the case that
-caused it. When the answer is wrong, the check looks for the typical mistake that explains it:
+prints one line, and returns a :class:`CheckResult`. It never raises: an unfinished exercise reads
+"not implemented yet", an exception, a wrong return value or a function that runs too long is
+reported with the case that caused it. When the answer is wrong, the check looks for the typical
+mistake that explains it:
 
 * exercise-specific *wrong variants* (``Mistake``): a function computing the answer with that
-  mistake; if the learner's output matches it, the mistake's hint is shown;
-* generic symptoms per output: wrong type, transposed or per-sample shapes, opposite sign,
-  summed instead of averaged over the batch, a constant factor.
+  mistake; if the learner's output matches it, the mistake's hint is shown (a variant that cannot
+  run on a case, say a shape mix-up on a non-square case, is skipped);
+* generic symptoms per output: wrong type or shape, NaN, transposed, opposite sign, summed instead
+  of averaged over the batch, a constant factor; the dtype only once the values are explained.
+
+The learner's function is called positionally, in the documented order of its parameters, in a
+daemon thread that gets ``TIME_LIMIT`` seconds per case. What it prints is collected and shown,
+shortened, above the check's line.
 """
+import ctypes
+import io
+import threading
 import traceback
-from dataclasses import dataclass, field
+from contextlib import redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 PASS, FAIL, TODO = "✅", "❌", "✏️"
+TIME_LIMIT = 5.0  # seconds per call of the learner's function; set course_lib.checks.core.TIME_LIMIT to change
+FACTOR_HINT = "check the constants (½, 1/batch) in your formula."
 
 
 @dataclass
@@ -45,11 +57,11 @@ class Mistake:
 
 @dataclass
 class Case:
-    """One set of inputs; ``label`` describes it in messages ("batch 1, 7 hidden units")."""
+    """One set of inputs, in the order of the exercise's parameters; ``label`` describes it in
+    messages ("batch 1, 7 inputs, …")."""
     inputs: dict
     label: str
     batch: int = 1
-    extra: dict = field(default_factory=dict)
 
 
 class Wrong(Exception):
@@ -59,7 +71,11 @@ class Wrong(Exception):
         self.mistake = mistake
 
 
-def named_outputs(*names):
+class TookTooLong(Exception):
+    """The learner's function ran past the time limit (also raised inside its thread to stop it)."""
+
+
+def named_outputs(*names, what=""):
     """A ``normalise`` for run_check: accept a dict with ``names`` or a tuple/list in that order."""
     def normalise(out) -> dict:
         if isinstance(out, dict):
@@ -67,7 +83,7 @@ def named_outputs(*names):
         if isinstance(out, (tuple, list)) and len(out) == len(names):
             return dict(zip(names, out))
         length = f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""
-        raise Wrong(f"return a dict with keys {', '.join(names)} (got {type(out).__name__}{length}).",
+        raise Wrong(f"return a dict with keys {', '.join(names)}{what} (got {type(out).__name__}{length}).",
                     "structure")
     return normalise
 
@@ -76,48 +92,81 @@ GRAD_NAMES = ("dW1", "db1", "dW2", "db2")
 normalise_grads = named_outputs(*GRAD_NAMES)
 
 
-def random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, targets="one_hot", dark=0.0) -> dict:
-    """Inputs for a two-layer exercise case: X, T, W1, b1, W2, b2 drawn from generator ``g``.
+def random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, targets="one_hot", dark=0.0,
+                     feedback=False) -> dict:
+    """Inputs for a two-layer exercise case: X, T, W1, b1, W2, b2 (and B when ``feedback``) drawn
+    from generator ``g``.
 
-    ``targets``: "one_hot", "uniform" (real-valued in [0, 1]) or "softmax" (class probabilities);
-    ``dark``: the fraction of inputs set to exactly 0, as the background pixels of images are."""
+    ``targets``: "one_hot" or "uniform" (real-valued in [0, 1]); ``dark``: the fraction of inputs
+    set to exactly 0, as the background pixels of images are; ``feedback``: add a random feedback
+    matrix B of shape (n_hidden, n_out)."""
     mask = torch.rand(batch, n_in, generator=g) < dark if dark else None
     X = torch.rand(batch, n_in, generator=g, dtype=dtype)
     if mask is not None:
         X = X.masked_fill(mask, 0)
     if targets == "one_hot":
         T = torch.nn.functional.one_hot(torch.randint(n_out, (batch,), generator=g), n_out).to(dtype)
-    elif targets == "softmax":
-        T = torch.softmax(torch.randn(batch, n_out, generator=g, dtype=dtype), dim=1)
     else:
         T = torch.rand(batch, n_out, generator=g, dtype=dtype)
-    return dict(X=X, T=T,
-                W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
-                b1=torch.randn(n_hidden, generator=g, dtype=dtype),
-                W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
-                b2=torch.randn(n_out, generator=g, dtype=dtype))
+    inputs = dict(X=X, T=T,
+                  W1=torch.randn(n_hidden, n_in, generator=g, dtype=dtype),
+                  b1=torch.randn(n_hidden, generator=g, dtype=dtype),
+                  W2=torch.randn(n_out, n_hidden, generator=g, dtype=dtype),
+                  b2=torch.randn(n_out, generator=g, dtype=dtype))
+    if feedback:
+        inputs["B"] = torch.randn(n_hidden, n_out, generator=g, dtype=dtype)
+    return inputs
 
+
+def sizes_label(batch, n_in, n_hidden, n_out, dtype, more="") -> str:
+    """A two-layer case as messages name it: "batch 5, 4 inputs, 3 hidden units, 2 outputs (float32)"."""
+    return (f"batch {batch}, {n_in} inputs, {n_hidden} hidden units, {n_out} outputs"
+            f"{', ' + more if more else ''} ({str(dtype)[6:]})")
+
+
+# ---------------------------------------------------------------- running a check
 
 def run_check(exercise: str, learner_fn, cases, reference, mistakes=(), tolerance=1e-4,
-              normalise=None, shape_hint="", verbose=True) -> CheckResult:
-    """Compare ``learner_fn(**case.inputs)`` with ``reference(**case.inputs)`` on every case.
+              normalise=None, shape_hint="", factor_hint=FACTOR_HINT, verbose=True) -> CheckResult:
+    """Compare the learner's function with ``reference`` on every case and report the outcome.
 
-    ``normalise(output)`` turns a learner's output into a dict of named tensors (or raises
-    :class:`Wrong` with a hint when its structure is off); ``shape_hint`` is added when the
-    learner's code fails on a shape mismatch.
-    """
+    ``normalise(output)`` turns an output into a dict of named tensors (or raises :class:`Wrong`
+    when its structure is off); ``shape_hint`` is added when the learner's code fails on a shape
+    mismatch; ``factor_hint`` follows "off by a constant factor"."""
+    def body():
+        compare(exercise, learner_fn, cases, reference, mistakes, tolerance, normalise, shape_hint, factor_hint)
+        return f"correct on all {len(cases)} test cases."
+    return run_safely(exercise, body, verbose)
+
+
+def compare(exercise, learner_fn, cases, reference, mistakes=(), tolerance=1e-4, normalise=None,
+            shape_hint="", factor_hint=FACTOR_HINT):
+    """Raise :class:`Wrong` with the diagnosis on the first case where the learner's answer is off."""
     normalise = normalise or (lambda out: {"output": out})
+    for case in cases:
+        got = normalise(call_learner(exercise, learner_fn, case, shape_hint))
+        expected = normalise(reference(**clone(case.inputs)))
+        if not all(close(got.get(name), exp, tolerance) for name, exp in expected.items()):
+            diagnose(got, expected, case, mistakes, normalise, tolerance, factor_hint)
+        check_dtypes(got, expected, values_right=True)
+
+
+def run_safely(exercise: str, body, verbose=True) -> CheckResult:
+    """Run ``body()``, a check's comparisons, which returns the success text or raises Wrong; report
+    the outcome. What the learner's function prints is collected meanwhile; an error of the check
+    itself is reported like a mistake instead of raised."""
+    printed = Printed()
     try:
-        for case in cases:
-            got = call_learner(exercise, learner_fn, case, shape_hint)
-            expected = normalise(reference(**clone(case.inputs)))
-            got = normalise(got)
-            if all(close(got.get(k), v, tolerance) for k, v in expected.items()):
-                continue
-            diagnose(got, expected, case, mistakes, normalise, tolerance)
-    except Wrong as wrong:
-        return report(exercise, wrong=wrong, verbose=verbose)
-    return report(exercise, f"correct on all {len(cases)} test cases.", verbose=verbose)
+        with redirect_stdout(printed):
+            success, wrong = body(), None
+    except Wrong as diagnosis:
+        success, wrong = "", diagnosis
+    except Exception as error:
+        success, wrong = "", Wrong(f"the check could not handle your function's output ({type(error).__name__}: "
+                                   f"{one_line(error)}). Make it return what the exercise asks for.", "check_error")
+    if verbose and printed.head:
+        print(printed.summary())
+    return report(exercise, success, wrong, verbose)
 
 
 def report(exercise: str, success: str = "", wrong: Wrong | None = None, verbose=True) -> CheckResult:
@@ -132,6 +181,28 @@ def report(exercise: str, success: str = "", wrong: Wrong | None = None, verbose
     return result
 
 
+class Printed(io.TextIOBase):
+    """Stands in for stdout while a check runs: keeps the first lines printed, counts them all."""
+    KEEP = 10
+
+    def __init__(self):
+        super().__init__()
+        self.head, self.lines = "", 0
+
+    def write(self, text) -> int:
+        if self.head.count("\n") < self.KEEP:
+            self.head = (self.head + text)[:2000]
+        self.lines += text.count("\n")
+        return len(text)
+
+    def summary(self) -> str:
+        shown = self.head.splitlines()[:self.KEEP]
+        more = f"\n… ({self.lines - len(shown)} more lines)" if self.lines > len(shown) else ""
+        return "Your function printed:\n" + "\n".join(shown) + more
+
+
+# ---------------------------------------------------------------- calling the learner's function
+
 def require_callable(exercise, fn):
     if not callable(fn):
         raise Wrong(f"expected your function, got {type(fn).__name__}. Pass the function itself, "
@@ -143,17 +214,25 @@ NOT_IMPLEMENTED = ("not implemented yet. Fill in the cell above (replace the `ra
 
 
 def call_learner(exercise, fn, case, shape_hint=""):
+    """``fn(*case.inputs.values())`` on copies of the inputs, within the time limit; every way it
+    can go wrong (exception, too slow, inputs changed in place) becomes a :class:`Wrong`."""
     require_callable(exercise, fn)
     inputs = clone(case.inputs)
+    where = f" on a test case with {case.label}" if case.label else ""
     try:
-        out = fn(**inputs)
+        out = call_with_time_limit(fn, list(inputs.values()), TIME_LIMIT)
     except NotImplementedError:
-        raise Wrong(NOT_IMPLEMENTED, "not_implemented")
-    except Exception as error:
+        raise Wrong(NOT_IMPLEMENTED, "not_implemented") from None
+    except TookTooLong:
+        raise Wrong(f"your function took longer than {TIME_LIMIT:g} s{where}. Look for a loop that never "
+                    f"ends, or one over far more items than the inputs have.", "too_slow") from None
+    except (Exception, SystemExit) as error:
+        line = learner_line(error)
         hint = f" {shape_hint}" if shape_hint and "shape" in str(error) else ""
-        where = f", on a test case with {case.label}" if case.label else ""
-        raise Wrong(f"your function raised {type(error).__name__}: {error}{learner_line(error)}"
-                    f"{where}.{hint}", "raised") from None
+        if isinstance(error, TypeError) and not line:  # the call itself failed: the parameters
+            hint = f" The check calls your function as {exercise}({', '.join(inputs)})."
+        raise Wrong(f"your function raised {type(error).__name__}: {one_line(error)}{line}{where}.{hint}",
+                    "raised") from None
     for name, before in case.inputs.items():
         if isinstance(before, torch.Tensor) and not torch.equal(before, inputs[name]):
             raise Wrong(f"your function changed its input {name} in place; compute new tensors "
@@ -161,10 +240,49 @@ def call_learner(exercise, fn, case, shape_hint=""):
     return out
 
 
+def call_with_time_limit(fn, args, seconds):
+    """``fn(*args)`` in a daemon thread (which works in any notebook kernel); its result, or its
+    exception re-raised; :class:`TookTooLong` when it runs past ``seconds``."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as error:  # handed to the caller, whatever it is
+            outcome["error"] = error
+    thread = threading.Thread(target=target, name="course_lib check", daemon=True)
+    thread.start()
+    try:
+        thread.join(seconds)
+    except BaseException:  # the kernel was interrupted: stop the learner's code too
+        stop(thread)
+        raise
+    if thread.is_alive():
+        stop(thread)
+        raise TookTooLong
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def stop(thread):
+    """Ask a runaway thread to stop by raising TookTooLong in it; this takes effect once it runs
+    Python code again (CPython; elsewhere the daemon thread is left to finish on its own)."""
+    set_async_exc = getattr(getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None)
+    if set_async_exc is not None:
+        set_async_exc(ctypes.c_ulong(thread.ident), ctypes.py_object(TookTooLong))
+
+
+def one_line(error, limit=300) -> str:
+    """An exception's message on one line, shortened to ``limit`` characters."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def learner_line(error) -> str:
     """' (line N: `code`)' for the innermost frame of the learner's own code, if any."""
     library = (str(Path(torch.__file__).parent), str(Path(__file__).parents[1]))
-    frames = [f for f in traceback.extract_tb(error.__traceback__)[1:] if not f.filename.startswith(library)]
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith(library)]
     if not frames:
         return ""
     code = f": `{frames[-1].line}`" if frames[-1].line else ""
@@ -175,39 +293,46 @@ def clone(inputs: dict) -> dict:
     return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
+# ---------------------------------------------------------------- diagnosis
+
 def close(got, expected, tolerance) -> bool:
-    if not isinstance(expected, torch.Tensor):
-        return got == expected
-    return (isinstance(got, torch.Tensor) and got.shape == expected.shape
+    """Same shape and values (in the expected dtype) within ``tolerance``."""
+    return (isinstance(got, torch.Tensor) and got.shape == expected.shape and not got.is_complex()
             and torch.allclose(got.to(expected.dtype), expected, rtol=tolerance, atol=tolerance))
 
 
-def diagnose(got, expected, case, mistakes, normalise, tolerance):
+def diagnose(got, expected, case, mistakes, normalise, tolerance, factor_hint=FACTOR_HINT):
     """Raise :class:`Wrong` with the best explanation of why ``got`` differs from ``expected``."""
-    for name, exp in expected.items():  # structure first: values can't be compared otherwise
-        check_structure(name, got.get(name, None), exp, case)
-    for mistake in mistakes:
-        wrong = normalise(mistake.compute(**clone(case.inputs)))
-        if all(close(got[k], v, tolerance) for k, v in wrong.items()):
+    for mistake in mistakes:  # first: a mistake can explain a wrong shape too (another layer's noise)
+        if made(mistake, got, case, normalise, tolerance):
             raise Wrong(mistake.hint, mistake.name)
-    for name, exp in expected.items():
-        if not close(got[name], exp, tolerance):
-            symptom_of(name, got[name], exp, case, tolerance)
-    raise Wrong("the values differ from the reference (largest difference "
-                f"{max_difference(got, expected):.3g}) on a test case with {case.label}.", "values")
+    for name, exp in expected.items():  # then structure: values can't be compared otherwise
+        check_structure(name, got.get(name), exp, case)
+    differing = [name for name, exp in expected.items() if not close(got[name], exp, tolerance)]
+    for name in differing:
+        symptom_of(name, got[name], expected[name], case, tolerance, factor_hint)
+    check_dtypes(got, expected, values_right=False)  # computing in float32 can explain the differences
+    raise Wrong(differ_message(got, expected, differing, case), "values")
+
+
+def made(mistake, got, case, normalise, tolerance) -> bool:
+    """Whether ``got`` is what ``mistake`` produces on ``case``; False when the mistake's builder
+    cannot run on this case (a shape mix-up on a non-square case, say)."""
+    try:
+        wrong = normalise(mistake.compute(**clone(case.inputs)))
+    except Exception:
+        return False
+    return all(close(got.get(name), value, tolerance) for name, value in wrong.items())
 
 
 def check_structure(name, got, exp, case):
-    if not isinstance(exp, torch.Tensor):
-        return
     if got is None:
         raise Wrong(f"{name} is missing from what your function returns.", "missing")
     if not isinstance(got, torch.Tensor):
         raise Wrong(f"{name} should be a torch tensor, got {type(got).__name__}.", "type")
+    if got.is_complex():
+        raise Wrong(f"{name} is complex ({got.dtype}); every quantity here is real.", "type")
     shape, want = tuple(got.shape), tuple(exp.shape)
-    if shape == want and got.dtype != exp.dtype:
-        raise Wrong(f"{name} has dtype {got.dtype} but the inputs are {exp.dtype}: compute with the "
-                    f"input tensors themselves instead of creating new ones (numpy, torch.tensor).", "dtype")
     if shape == want:
         return
     if len(want) == 2 and shape == want[::-1]:
@@ -219,8 +344,26 @@ def check_structure(name, got, exp, case):
                 f"{case.label}).", "shape")
 
 
-def symptom_of(name, got, exp, case, tolerance):
+def check_dtypes(got, expected, values_right):
+    """Name an output whose dtype differs from the inputs'; called once the values are explained."""
+    for name, exp in expected.items():
+        if got[name].dtype != exp.dtype:
+            values = "the values are right, but " if values_right else ""
+            raise Wrong(f"{values}{name} has dtype {got[name].dtype} while the inputs are {exp.dtype}: compute "
+                        f"with the input tensors themselves instead of creating new ones (numpy, "
+                        f"torch.tensor, .float()).", "dtype")
+
+
+def symptom_of(name, got, exp, case, tolerance, factor_hint=FACTOR_HINT):
+    """Raise :class:`Wrong` when output ``name`` shows a generic symptom of a known mistake."""
     got = got.to(exp.dtype)
+    if not torch.isfinite(got).all():
+        what = "NaN (not a number)" if got.isnan().any() else "inf"
+        raise Wrong(f"{name} contains {what} on a test case with {case.label}: look for a division by "
+                    f"zero or a log or exp of an extreme value.", "nan")
+    if exp.dim() == 2 and exp.shape[0] == exp.shape[1] and close(got, exp.T, tolerance):
+        raise Wrong(f"{name} is transposed (the shapes only match because this test case is square: "
+                    f"{case.label}): a weight's update has the weight's shape (n_post, n_pre).", "transposed")
     if torch.allclose(got, -exp, rtol=tolerance, atol=tolerance):
         raise Wrong(f"{name} has the opposite sign. The update should point uphill like the "
                     f"gradient (the optimiser subtracts it): check the sign of the error.", "sign")
@@ -234,22 +377,38 @@ def symptom_of(name, got, exp, case, tolerance):
         ratio = got[mask] / exp[mask]
         if (torch.isfinite(ratio).all() and ratio.mean().abs() > 1e-6
                 and torch.allclose(ratio, ratio.mean().expand_as(ratio), rtol=1e-3, atol=1e-6)):
-            raise Wrong(f"{name} is off by a constant factor of {float(ratio.mean()):.4g}: check "
-                        f"the constants (½, 1/batch) in your formula.", "factor")
+            raise Wrong(f"{name} is off by a constant factor of {float(ratio.mean()):.4g}: {factor_hint}", "factor")
 
 
-def max_difference(got, expected) -> float:
-    return max(float((got[k].to(v.dtype) - v).abs().max()) for k, v in expected.items()
-               if isinstance(v, torch.Tensor))
+def differ_message(got, expected, differing, case) -> str:
+    """Which outputs differ, by how much, on which case, and which are right."""
+    gaps = {name: float((got[name].to(expected[name].dtype) - expected[name]).abs().max()) for name in differing}
+    worst = max(gaps, key=gaps.get)
+    right = [name for name in expected if name not in differing]
+    text = (f"{enumerate_names(differing)} {'differs' if len(differing) == 1 else 'differ'} from the reference "
+            f"(largest difference {gaps[worst]:.3g}, in {worst}) on a test case with {case.label}")
+    if right:
+        text += f"; {enumerate_names(right)} {'is' if len(right) == 1 else 'are'} right"
+    return text + "."
+
+
+def enumerate_names(names) -> str:
+    """"a", "a and b", "a, b and c"."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def your_function_or_reference(learner_fn, check, reference, name=None):
     """Return the learner's function if it passes ``check``; otherwise the reference, saying so.
 
-    Used by cells after an exercise, so an unfinished exercise never blocks the rest of a notebook.
-    """
+    Used by cells after an exercise, so an unfinished exercise never blocks the rest of a notebook;
+    it never raises."""
     name = name or getattr(learner_fn, "__name__", "your function")
-    if check(learner_fn, verbose=False):
+    try:
+        passed = bool(check(learner_fn, verbose=False))
+    except Exception:
+        passed = False
+    if passed:
         print(f"Using your {name}.")
         return learner_fn
     print(f"Your {name} does not pass its check yet, so the cells below use course_lib's reference "
