@@ -29,11 +29,12 @@ ROWS = {
     # (backward locking).
     "BP": Row("Backpropagation", (NO, NO, NO, NO), 1),
     # Nothing is sent back; ΔW_ij uses the synapse's or neuron's own jitter, presynaptic activity
-    # and one broadcast scalar. The jitter waits in an eligibility trace (synaptic memory, not
-    # frozen activity), but the baseline L(θ) needs a clean pass on the same input: partly (a
-    # running-average baseline removes it). The scalar returns only after a clean and a noisy pass
-    # reached the output, then every layer updates at once: update-locked, not backward-locked.
-    "WP/NP": Row("Weight and node perturbation", (YES, YES, PARTLY, PARTLY), 2),
+    # and one broadcast scalar. The jitter waits in an eligibility trace, which is synaptic memory,
+    # not frozen activity, and nothing travels backwards while it waits. (The clean pass that the
+    # baseline L(θ) needs is a choice of baseline; a running average of past losses removes it.)
+    # The scalar returns only after a clean and a noisy pass reached the output, then every layer
+    # updates at once: update-locked like DFA, not backward-locked.
+    "WP/NP": Row("Weight and node perturbation", (YES, YES, YES, PARTLY), 2),
     # B fixed and random; Σ_k B_ik e_k reaches neuron i through its own feedback synapses (local);
     # x and f'(a) are held until the error comes down; layer-by-layer backward sweep.
     "FA": Row("Feedback alignment", (YES, YES, NO, NO), 3),
