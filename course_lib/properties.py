@@ -1,33 +1,82 @@
 """The property table that grows through the book: which problems of backprop each rule avoids.
 
-Chapter 1 starts it with backprop's row; every later chapter adds the row of its rule.
+The columns and the three marks are defined on the book page "The property table: definitions"
+(``book/properties.md``); every mark below follows those definitions, and the comment above each
+row says why. Chapter 1 starts the table with backprop's row; every later chapter adds its rules.
+
+Adding a rule is one entry in ``ROWS``::
+
+    "PEPITA": Row("PEPITA", (YES, YES, YES, PARTLY), chapter=5),
 """
+from typing import NamedTuple
+
 COLUMNS = ("no weight transport", "local updates", "no frozen activity", "no update locking")
 
-# rule -> (full name, one flag per column: True when the rule avoids that problem, chapter)
+# The three marks. True and False are accepted for YES and NO.
+YES, NO, PARTLY = "yes", "no", "partly"
+SYMBOLS = {YES: "✓", NO: "✗", PARTLY: "◐ partly"}
+
+
+class Row(NamedTuple):
+    name: str       # full name of the rule
+    marks: tuple    # one mark per column: YES when the rule avoids that problem, PARTLY, or NO
+    chapter: int    # the chapter that introduces the rule
+
+
 ROWS = {
-    "BP": ("Backpropagation", (False, False, False, False), 1),
-    # Nothing travels backwards; each synapse combines its own jitter and presynaptic activity with
-    # one broadcast scalar (the loss change), held as an eligibility trace until it arrives; all
-    # layers update at once when it does.
-    "WP/NP": ("Weight and node perturbation", (True, True, False, True), 2),
-    # B fixed and random, or learned from the activity and error at its own two ends: never copied
-    # from W. Hidden updates still need other neurons' errors, activity held from the forward
-    # pass, and a complete forward pass before the error comes down.
-    "FA": ("Feedback alignment", (True, False, False, False), 3),
-    "DFA": ("Direct feedback alignment", (True, False, False, False), 3),
-    "KP": ("Kolen-Pollack", (True, False, False, False), 4),
+    # W2ᵀ carries the error (transport); the hidden update uses W2, held on other cells (non-local);
+    # x and f'(a1) are held until the error returns; the error comes down layer by layer
+    # (backward locking).
+    "BP": Row("Backpropagation", (NO, NO, NO, NO), 1),
+    # Nothing is sent back; ΔW_ij uses the synapse's or neuron's own jitter, presynaptic activity
+    # and one broadcast scalar. The jitter waits in an eligibility trace, which is synaptic memory,
+    # not frozen activity, and nothing travels backwards while it waits. (The clean pass that the
+    # baseline L(θ) needs is a choice of baseline; a running average of past losses removes it.)
+    # The scalar returns only after a clean and a noisy pass reached the output, then every layer
+    # updates at once: update-locked like DFA, not backward-locked.
+    "WP/NP": Row("Weight and node perturbation", (YES, YES, YES, PARTLY), 2),
+    # B fixed and random; Σ_k B_ik e_k reaches neuron i through its own feedback synapses (local);
+    # x and f'(a) are held until the error comes down; layer-by-layer backward sweep.
+    "FA": Row("Feedback alignment", (YES, YES, NO, NO), 3),
+    # One broadcast error vector, read by each neuron through its own synapses D; activity held;
+    # every layer waits for the forward pass to reach the output but not for a backward sweep.
+    "DFA": Row("Direct feedback alignment", (YES, YES, NO, PARTLY), 3),
+    # The feedback synapses copy the signs of W (one bit each, transported); the hidden update thus
+    # depends on synapses of other cells (non-local); otherwise as FA.
+    "SS": Row("Sign symmetry", (PARTLY, NO, NO, NO), 3),
+    # B is learned, never copied: ΔB_ik = h_i e_k uses the two ends of the feedback synapse; the
+    # forward updates are FA's.
+    "KP": Row("Kolen-Pollack", (YES, YES, NO, NO), 4),
 }
 
 
+def _symbol(mark) -> str:
+    if mark is True:
+        mark = YES
+    elif mark is False:
+        mark = NO
+    try:
+        return SYMBOLS[mark]
+    except KeyError:
+        raise ValueError(f"unknown mark {mark!r}: use YES, NO or PARTLY") from None
+
+
+def rules_up_to(up_to_chapter: int | None = None) -> list:
+    """The keys of the rules introduced up to ``up_to_chapter`` (default: all), in book order."""
+    return [r for r, row in ROWS.items() if up_to_chapter is None or row.chapter <= up_to_chapter]
+
+
 def property_table_markdown(up_to_chapter: int | None = None) -> str:
-    """A Markdown table of the rules met up to ``up_to_chapter`` (default: all), ✓ = problem avoided."""
-    rules = [r for r, (_, _, chapter) in ROWS.items() if up_to_chapter is None or chapter <= up_to_chapter]
+    """A Markdown table of the rules met up to ``up_to_chapter`` (default: all).
+
+    ✓ = the rule avoids the problem, ◐ partly = it avoids part of it, ✗ = it does not.
+    """
     lines = ["| rule | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for rule in rules:
-        name, flags, chapter = ROWS[rule]
-        marks = " | ".join("✓" if ok else "✗" for ok in flags)
-        lines.append(f"| {name} ({rule}, ch. {chapter}) | {marks} |")
+    for rule in rules_up_to(up_to_chapter):
+        name, marks, chapter = ROWS[rule]
+        if len(marks) != len(COLUMNS):
+            raise ValueError(f"row {rule!r} has {len(marks)} marks for {len(COLUMNS)} columns")
+        lines.append(f"| {name} ({rule}, ch. {chapter}) | " + " | ".join(map(_symbol, marks)) + " |")
     return "\n".join(lines)
 
 
