@@ -1,0 +1,179 @@
+"""PEPITA: learning from two forward passes (Chapter 5).
+
+PEPITA (Dellaferrera & Kreiman 2022) sends nothing backwards through the network. It runs the input
+forward twice; between the passes the output error is projected onto the *input* by a fixed random
+matrix F, and every layer learns from how its activity changed:
+
+    clean pass       h_0 = x,        h_l = f(h_{l-1} W_lᵀ + b_l)             (batch, n_l)
+    output error     e = dL/da_L                                              (batch, n_out)
+    modulated input  x̃ = x + s · e Fᵀ,    F: (n_in, n_out), s = ±1             (batch, n_in)
+    modulated pass   h̃_0 = x̃,        h̃_l = f(h̃_{l-1} W_lᵀ + b_l)
+    hidden layers    ΔW_l = (h_l - h̃_l)ᵀ h̃_{l-1} / batch,   Δb_l = mean(h_l - h̃_l)
+    output layer     ΔW_L = ẽᵀ h̃_{L-1} / batch,              Δb_L = mean(ẽ)
+
+The sign s is a convention (the ICML code adds F e, the follow-up code subtracts it). The course
+uses s = -1: to first order h_l - h̃_l ≈ f'(a_l) ⊙ (e (W_l F)ᵀ) for the first hidden layer, which is
+feedback alignment with the feedback matrix B = W₁F (:class:`AdaptiveFeedbackAlignment`), so the
+update points uphill like a gradient and the alignment angle of F with (W_L ⋯ W_1)ᵀ falls below 90°
+as the network learns. With s = +1 the hidden layers do FA with -W₁F, which learns as well, and the
+angle rises above 90°. ẽ is the error of the modulated pass (``output_error="modulated"``, as in the
+ICML code) or of the clean pass (``"clean"``, as in the follow-up code).
+
+Options of the published recipes: ``keep`` (dropout keeping that fraction of hidden units, the same
+mask in both passes), ``normalise`` (each hidden layer's activity divided by its Frobenius norm over
+the batch, as in the follow-up code), and ``update="hebbian"``, the time-local form of the follow-up
+paper written as one step: ΔW_l = h_lᵀ h_{l-1} / batch - h̃_lᵀ h̃_{l-1} / batch (Chapter 7 compares it
+with Forward-Forward).
+"""
+import math
+
+import torch
+
+from ..network import MLP, ForwardPass
+from .base import LearningRule, output_error
+from .feedback_alignment import FeedbackAlignment
+
+
+def projection_matrix(n_in: int, n_out: int, scale: float, generator, like: torch.Tensor) -> torch.Tensor:
+    """F (n_in, n_out) = scale · U(±√(6/n_in)): the published initialisation, on ``like``'s device."""
+    r = math.sqrt(6 / n_in)
+    F = (torch.rand(n_in, n_out, generator=generator, dtype=torch.float64) * 2 - 1) * (scale * r)
+    return F.to(device=like.device, dtype=like.dtype)
+
+
+class PEPITA(LearningRule):
+    """PEPITA for a network of any depth (at least one hidden layer); module docstring for the maths.
+
+    ``F_scale``: F's entries are F_scale · U(±√(6/n_in)) (published: 0.05); ``sign``: -1 for
+    x - F e (the course's convention), +1 for x + F e; ``output_error``: "modulated" or "clean";
+    ``keep``: fraction of hidden units kept by dropout (1: no dropout); ``normalise``: divide each
+    hidden layer's activity by its norm over the batch; ``update``: "difference" or "hebbian";
+    ``seed``: draws F and the dropout masks.
+    """
+    name = "PEPITA"
+
+    def __init__(self, F_scale: float = 0.05, sign: int = -1, output_error: str = "modulated",
+                 keep: float = 1.0, normalise: bool = False, update: str = "difference", seed: int = 0):
+        if sign not in (-1, 1):
+            raise ValueError(f"sign is -1 (x - F e) or +1 (x + F e), got {sign!r}.")
+        if output_error not in ("modulated", "clean"):
+            raise ValueError(f"output_error is 'modulated' or 'clean', got {output_error!r}.")
+        if update not in ("difference", "hebbian"):
+            raise ValueError(f"update is 'difference' or 'hebbian', got {update!r}.")
+        if not 0 < keep <= 1:
+            raise ValueError(f"keep, the fraction of hidden units dropout keeps, must be in (0, 1], got {keep}.")
+        self.F_scale, self.sign, self.output_error, self.keep = F_scale, sign, output_error, keep
+        self.normalise, self.update, self.seed = normalise, update, seed
+        self.F, self.mask_generator = None, None
+
+    @classmethod
+    def with_projection(cls, F: torch.Tensor, **settings) -> "PEPITA":
+        """A rule that uses the given projection matrix F (n_in, n_out)."""
+        rule = cls(**settings)
+        rule.F = F
+        return rule
+
+    def bind(self, net: MLP) -> "PEPITA":
+        if net.num_layers < 2:
+            raise ValueError(f"PEPITA needs at least one hidden layer: the output layer learns from the error, "
+                             f"the hidden layers from the change between the passes. Got {net}.")
+        shape = (net.sizes[0], net.sizes[-1])
+        if self.F is None:
+            self.F = projection_matrix(*shape, self.F_scale, torch.Generator().manual_seed(self.seed), net.W[0])
+        elif tuple(self.F.shape) != shape:
+            raise ValueError(f"F has shape {tuple(self.F.shape)}, but this network needs (n_in, n_out) = {shape}: "
+                             f"F projects the output error (n_out values) onto the input (n_in values).")
+        if self.mask_generator is None:
+            self.mask_generator = torch.Generator(device=net.W[0].device).manual_seed(self.seed)
+        return self
+
+    def owned(self) -> dict:
+        return {} if self.F is None else {"F": self.F}
+
+    # ---- the two passes
+    def forward(self, net: MLP, X, masks=None) -> ForwardPass:
+        """A forward pass with this rule's options: hidden activity normalised and/or multiplied by
+        the dropout ``masks`` (one (batch, n_l) tensor per hidden layer, already divided by keep)."""
+        h, a = [X], []
+        for l, (W, b) in enumerate(zip(net.W, net.b)):
+            a_l = torch.addmm(b, h[-1], W.T)                                   # (batch, n_l)
+            h_l = net.activation_of(l)(a_l)
+            if l < net.num_layers - 1:
+                if self.normalise:
+                    h_l = h_l / h_l.norm().clamp_min(1e-12)
+                if masks is not None:
+                    h_l = h_l * masks[l]
+            a.append(a_l)
+            h.append(h_l)
+        return ForwardPass(h, a)
+
+    def dropout_masks(self, net: MLP, batch: int):
+        """One inverted-dropout mask per hidden layer (kept units scaled by 1/keep), or None."""
+        if self.keep == 1:
+            return None
+        W = net.W[0]
+        return [(torch.rand(batch, n, generator=self.mask_generator, device=W.device) < self.keep).to(W.dtype) / self.keep
+                for n in net.sizes[1:-1]]
+
+    def passes(self, net: MLP, X, y):
+        """(clean pass, modulated pass, clean output error e, targets T) for a batch."""
+        self.bind(net)
+        net.check_input(X)
+        T = net.targets(y)
+        masks = self.dropout_masks(net, len(X))
+        clean = self.forward(net, X, masks)
+        e = output_error(net, clean, T)                                        # (batch, n_out)
+        modulated = self.forward(net, X + self.sign * (e @ self.F.T), masks)  # x̃ = x ± e Fᵀ
+        return clean, modulated, e, T
+
+    def updates(self, net: MLP, X, y):
+        clean, mod, e, T = self.passes(net, X, y)
+        batch = len(X)
+        e_top = output_error(net, mod, T) if self.output_error == "modulated" else e   # (batch, n_out)
+        updates = {}
+        for l in range(1, net.num_layers):                                    # hidden layers, 1-based
+            if self.update == "hebbian":
+                updates[f"W{l}"] = (clean.h[l].T @ clean.h[l - 1] - mod.h[l].T @ mod.h[l - 1]) / batch
+            else:
+                updates[f"W{l}"] = (clean.h[l] - mod.h[l]).T @ mod.h[l - 1] / batch   # (n_l, n_{l-1})
+            updates[f"b{l}"] = (clean.h[l] - mod.h[l]).mean(dim=0)
+        L = net.num_layers
+        updates[f"W{L}"] = e_top.T @ mod.h[L - 1] / batch                   # (n_out, n_{L-1})
+        updates[f"b{L}"] = e_top.mean(dim=0)
+        return updates, net.loss(clean.output, T)
+
+    def scores(self, net: MLP, X):
+        """The clean pass without dropout (with normalisation, if the rule normalises)."""
+        return self.forward(net, X).output if self.normalise else net(X)
+
+    def feedback_pairs(self, net: MLP) -> dict:
+        """F against (W_L ⋯ W_1)ᵀ, the matrix that would carry the output error back to the input."""
+        product = net.W[0]
+        for W in net.W[1:]:
+            product = W @ product                                              # (n_l, n_in)
+        return {"F": (self.bind(net).F, product.T)}
+
+
+class AdaptiveFeedbackAlignment(FeedbackAlignment):
+    """Feedback alignment whose feedback matrix is B = W₁F (Chapter 5, "PEPITA as adaptive feedback
+    alignment"): what PEPITA's hidden update becomes to first order in F, with the course's sign.
+    B adapts because W₁ learns. For networks with one hidden layer."""
+    name = "AFA"
+
+    def __init__(self, F_scale: float = 0.05, seed: int = 0):
+        super().__init__(seed=seed)
+        self.F_scale, self.F = F_scale, None
+
+    def bind(self, net):
+        if net.num_layers != 2:
+            raise ValueError(f"Adaptive feedback alignment is defined here for one hidden layer; got {net}.")
+        if self.F is None:
+            self.F = projection_matrix(net.sizes[0], net.sizes[-1], self.F_scale,
+                                       torch.Generator().manual_seed(self.seed), net.W[0])
+        return self
+
+    def feedback(self, net) -> list:
+        return [net.W[0] @ self.bind(net).F]                                  # B = W₁F: (n_hidden, n_out)
+
+    def owned(self) -> dict:
+        return {} if self.F is None else {"F": self.F}
