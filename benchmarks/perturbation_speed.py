@@ -26,6 +26,7 @@ import argparse
 import platform
 import time
 
+import course_lib  # noqa: F401  (before torch: its threads wait passively on a busy machine)
 import numpy as np
 import torch
 
