@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.chapters import ch01, ch02, ch03, ch04
+from course_lib.chapters import ch01, ch02, ch03, ch04, ch05
 from course_lib.checks import EXERCISES, ch01 as checks1, ch02 as checks2, ch03 as checks3, ch04 as checks4
+from course_lib.checks import ch05 as checks5
 from course_lib.checks import core, your_function_or_reference
 from course_lib.checks.core import CheckResult, Mistake, made, run_check
 
-REFERENCES = {name: getattr(module, name) for module in (ch01, ch02, ch03, ch04) for name in EXERCISES
+REFERENCES = {name: getattr(module, name) for module in (ch01, ch02, ch03, ch04, ch05) for name in EXERCISES
               if hasattr(module, name)}
 
 # exercise -> (its cases, its reference, its typical mistakes, its output normaliser)
@@ -31,6 +32,7 @@ MISTAKE_CHECKS = {
     "feedback_alignment_updates": (checks3.fa_cases(), ch03.feedback_alignment_updates, checks3.FA_MISTAKES,
                                    core.normalise_grads),
     "kolen_pollack_step": (checks4.kp_cases(), ch04.kolen_pollack_step, checks4.KP_MISTAKES, checks4.normalise_step),
+    "pepita_updates": (checks5.pepita_cases(), ch05.pepita_updates, checks5.PEPITA_MISTAKES, core.normalise_grads),
 }
 BUILDER_RUNS = [(exercise, mistake, k) for exercise, (cases, _, mistakes, _) in MISTAKE_CHECKS.items()
                 for mistake in mistakes for k in range(len(cases))]

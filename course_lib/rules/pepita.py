@@ -20,8 +20,9 @@ angle rises above 90°. ẽ is the error of the modulated pass (``output_error="
 ICML code) or of the clean pass (``"clean"``, as in the follow-up code).
 
 Options of the published recipes: ``keep`` (dropout keeping that fraction of hidden units, the same
-mask in both passes), ``normalise`` (each hidden layer's activity divided by its Frobenius norm over
-the batch, as in the follow-up code), and ``update="hebbian"``, the time-local form of the follow-up
+mask in both passes), ``normalise`` (each hidden layer's activity divided by its root mean square over
+the batch and the units; the follow-up code divides by the Frobenius norm, which is √(batch · n_l)
+times larger and so only rescales the learning rate of the layer above), and ``update="hebbian"``, the time-local form of the follow-up
 paper written as one step: ΔW_l = h_lᵀ h_{l-1} / batch - h̃_lᵀ h̃_{l-1} / batch (Chapter 7 compares it
 with Forward-Forward).
 """
@@ -47,7 +48,7 @@ class PEPITA(LearningRule):
     ``F_scale``: F's entries are F_scale · U(±√(6/n_in)) (published: 0.05); ``sign``: -1 for
     x - F e (the course's convention), +1 for x + F e; ``output_error``: "modulated" or "clean";
     ``keep``: fraction of hidden units kept by dropout (1: no dropout); ``normalise``: divide each
-    hidden layer's activity by its norm over the batch; ``update``: "difference" or "hebbian";
+    hidden layer's activity by its root mean square over the batch; ``update``: "difference" or "hebbian";
     ``seed``: draws F and the dropout masks.
     """
     name = "PEPITA"
@@ -99,8 +100,8 @@ class PEPITA(LearningRule):
             a_l = torch.addmm(b, h[-1], W.T)                                   # (batch, n_l)
             h_l = net.activation_of(l)(a_l)
             if l < net.num_layers - 1:
-                if self.normalise:
-                    h_l = h_l / h_l.norm().clamp_min(1e-12)
+                if self.normalise:                                             # RMS over the batch: 1
+                    h_l = h_l / h_l.pow(2).mean().sqrt().clamp_min(1e-12)
                 if masks is not None:
                     h_l = h_l * masks[l]
             a.append(a_l)

@@ -1,0 +1,79 @@
+"""Checks for Chapter 5's exercise: PEPITA for a two-layer network."""
+import torch
+
+from ..chapters import ch05
+from .core import Case, CheckResult, Mistake, normalise_grads, random_two_layer, run_check, sizes_label
+
+
+def pepita_cases():
+    """A fully square case first (so F used without its transpose runs and is named), then odd
+    non-square sizes, batch 1 and float64. F is scaled like the published one, but larger, so that
+    the two passes differ clearly; the targets are one-hot, as the exercise says."""
+    g = torch.Generator().manual_seed(5)
+    cases = []
+    for batch, n_in, n_hidden, n_out, dtype in [(6, 5, 5, 5, torch.float32), (1, 7, 6, 3, torch.float32),
+                                                (16, 30, 11, 10, torch.float32), (4, 6, 9, 4, torch.float64)]:
+        inputs = random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, dark=0.3)
+        inputs["F"] = torch.randn(n_in, n_out, generator=g, dtype=dtype) * 0.5
+        cases.append(Case(inputs, sizes_label(batch, n_in, n_hidden, n_out, dtype), batch))
+    return cases
+
+
+def pepita_with(X, T, W1, b1, W2, b2, F, modulation=lambda X, e, F: X - e @ F.T,
+                error=lambda a2, T: torch.softmax(a2, dim=1) - T, hidden_change=lambda h1, h1m: h1 - h1m,
+                presynaptic="modulated", top="modulated error"):
+    """PEPITA for the chapter's network with one ingredient swapped: builds the wrong answers."""
+    n = len(X)
+    a1 = X @ W1.T + b1
+    h1 = torch.relu(a1)                                           # (N, n_hidden)  clean pass
+    a2 = h1 @ W2.T + b2
+    e = error(a2, T)                                              # (N, n_out)
+    X_mod = modulation(X, e, F)                                   # (N, n_in)
+    h1_mod = torch.relu(X_mod @ W1.T + b1)                        # (N, n_hidden) modulated pass
+    a2_mod = h1_mod @ W2.T + b2
+    delta = hidden_change(h1, h1_mod)
+    x_pre, h_pre = (X_mod, h1_mod) if presynaptic == "modulated" else (X, h1)
+    e_top = {"modulated error": error(a2_mod, T), "clean error": e,
+             "output difference": torch.softmax(a2, dim=1) - torch.softmax(a2_mod, dim=1)}[top]
+    return {"dW1": delta.T @ x_pre / n, "db1": delta.mean(0), "dW2": e_top.T @ h_pre / n, "db2": e_top.mean(0)}
+
+
+PEPITA_MISTAKES = [
+    Mistake("modulation_sign", lambda **c: pepita_with(**c, modulation=lambda X, e, F: X + e @ F.T),
+            "the modulated input has the other sign convention, X + e Fᵀ. This chapter uses X - e Fᵀ "
+            "(so that PEPITA does feedback alignment with B = W1 F, see the text); both learn, but "
+            "keep to the chapter's convention here."),
+    Mistake("F_transposed", lambda **c: pepita_with(**c, modulation=lambda X, e, F: X - e @ F),
+            "F is used the wrong way round. F has shape (n_in, n_out): it maps the error (N, n_out) "
+            "onto the input (N, n_in) as e @ F.T."),
+    Mistake("hidden_change_sign", lambda **c: pepita_with(**c, hidden_change=lambda h1, h1m: h1m - h1),
+            "the hidden update has the opposite sign: it is (h1 - h1_mod)ᵀ X_mod / N, the clean "
+            "activity minus the modulated one."),
+    Mistake("clean_presynaptic", lambda **c: pepita_with(**c, presynaptic="clean"),
+            "the updates use the clean presynaptic activity (X and h1). PEPITA pairs each change with "
+            "the presynaptic activity of the *modulated* pass: dW1 = (h1 - h1_mod)ᵀ X_mod / N and "
+            "dW2 = e_modᵀ h1_mod / N."),
+    Mistake("clean_error_on_top", lambda **c: pepita_with(**c, top="clean error"),
+            "the output layer learns from the clean pass's error. This chapter follows the original "
+            "PEPITA: the output layer uses the error of the modulated pass, "
+            "e_mod = softmax(a2_mod) - T, with dW2 = e_modᵀ h1_mod / N."),
+    Mistake("output_difference_on_top", lambda **c: pepita_with(**c, top="output difference"),
+            "the output layer learns from the change of its activity between the passes, like the "
+            "hidden layer. The output layer is the one place where the error is known: it learns "
+            "from the modulated pass's error e_mod = softmax(a2_mod) - T."),
+    Mistake("error_sign", lambda **c: pepita_with(**c, error=lambda a2, T: T - torch.softmax(a2, dim=1)),
+            "the output error has the opposite sign: for softmax cross-entropy it is softmax(a2) - T "
+            "(prediction minus target), both for the modulation and for the output layer's update."),
+    Mistake("no_softmax", lambda **c: pepita_with(**c, error=lambda a2, T: a2 - T),
+            "the error is computed from the logits instead of the probabilities: for softmax "
+            "cross-entropy it is softmax(a2) - T."),
+]
+
+
+def check_pepita_updates(fn, verbose=True) -> CheckResult:
+    """Chapter 5 exercise "PEPITA for a two-layer network": compares with the library's PEPITA rule
+    on four cases (a square one, odd sizes, batch 1, float64)."""
+    return run_check("pepita_updates", fn, pepita_cases(), ch05.pepita_updates, PEPITA_MISTAKES,
+                     normalise=normalise_grads, verbose=verbose,
+                     shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
+                                "F (n_in, n_out); the error e is (N, n_out), so e @ F.T is (N, n_in).")
