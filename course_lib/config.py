@@ -11,6 +11,7 @@ import torch
 
 QUICK_ENV = "COURSE_QUICK"
 DATA_ENV = "COURSE_DATA_DIR"
+RUNS_ENV = "COURSE_RUNS_DIR"
 
 
 def quick_mode() -> bool:
@@ -52,6 +53,17 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+def run_file(name: str):
+    """Where a notebook's long run is saved in full mode (None in fast mode: nothing is saved).
+
+    ``$COURSE_RUNS_DIR`` or ``runs/`` in the data cache, so a chapter's exercise and solution
+    notebooks share the runs: a checkpoint's file name records every setting of its run
+    (:mod:`course_lib.train`), so they only share a run that computes the same thing."""
+    if quick_mode():
+        return None
+    return Path(os.environ.get(RUNS_ENV, data_dir() / "runs")).expanduser() / name
 
 
 def data_dir() -> Path:

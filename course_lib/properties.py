@@ -47,6 +47,11 @@ ROWS = {
     # B is learned, never copied: ΔB_ik = h_i e_k uses the two ends of the feedback synapse; the
     # forward updates are FA's.
     "KP": Row("Kolen-Pollack", (YES, YES, NO, NO), 4),
+    # F fixed and random; each neuron compares its own activity in the two passes, times the
+    # presynaptic activity (the output layer: its error); nothing travels backwards through the
+    # layers, so no activity is held for a backward signal; every layer waits for both passes to
+    # reach the output, with no backward sweep (update-locked like DFA).
+    "PEPITA": Row("PEPITA", (YES, YES, YES, PARTLY), 5),
 }
 
 
