@@ -190,7 +190,9 @@ def main(argv=None):
     fmt = lambda ts: ", ".join(f"{t:.2f}" for t in ts)  # noqa: E731
     print(f"course_lib Backprop ({device.type}, float32): {t_torch:7.3f} s/epoch   (epochs: {fmt(torch_times)})")
     print(f"naive NumPy (cpu, float64):         {t_numpy:7.3f} s/epoch   (epochs: {fmt(numpy_times)})")
-    print(f"speed-up: course_lib is {t_numpy / t_torch:.1f}x faster than the NumPy version")
+    ratio = t_numpy / t_torch
+    print(f"speed-up: course_lib is {ratio:.1f}x faster than the NumPy version" if ratio >= 1 else
+          f"slow-down: course_lib is {1 / ratio:.1f}x slower than the NumPy version")
 
 
 if __name__ == "__main__":

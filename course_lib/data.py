@@ -10,6 +10,7 @@ import contextlib
 import io
 import socket
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as nnf
@@ -84,16 +85,37 @@ def load(name: str = "mnist", val_size: int | None = None, root=None, device=Non
             data = from_torchvision(name, root or data_dir(), val_size or 10_000, download, seed)
         except Exception as error:  # no network, no cached files, a corrupt download...
             print(offline_notice(name, error, root or data_dir()))
-            data = embedded_digits(300, seed)
+            data = embedded_digits(offline_val_size(val_size), seed)
     if quick_mode() if quick is None else quick:
         data = data.subset(*QUICK_SIZES)
     return data.to(device or get_device())
 
 
+def offline_val_size(val_size) -> int:
+    """The embedded digits' validation size when a torchvision set falls back to them: the caller's
+    ``val_size`` if the 1,797 digits can spare it next to 300 test and some training images."""
+    if val_size is not None and 0 < val_size <= 900:
+        return val_size
+    if val_size is not None:
+        print(f"  (the embedded digits are too few for val_size={val_size}; using 300 validation images)")
+    return 300
+
+
+def failure_reason(error: BaseException) -> str:
+    """The most specific line in an exception chain: the network error behind "Error downloading ...:"."""
+    lines = []
+    while error is not None:
+        lines += [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+        error = error.__cause__ or error.__context__
+    specific = [line for line in lines if not line.endswith(":")]
+    return (specific[-1] if specific else lines[0])[:160]
+
+
 def offline_notice(name: str, error: Exception, root) -> str:
     display = TORCHVISION[name][1]
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return (f"NOTICE: {display} could not be loaded ({reason[:160]}).\n"
+    reason = failure_reason(error)
+    root = str(root).replace(str(Path.home()), "~", 1)
+    return (f"NOTICE: {display} could not be loaded ({reason}).\n"
             f"  Using the embedded offline dataset instead: scikit-learn's 1,797 handwritten digits "
             f"(8x8, upsampled to 28x28, 10 classes).\n"
             f"  Everything runs the same, but accuracies differ from the book's {display} figures.\n"

@@ -73,6 +73,30 @@ def test_offline_fallback_prints_notice(tmp_path, capsys):
     assert data.X_train.min() >= 0 and data.X_train.max() <= 1
 
 
+def test_offline_notice_names_the_real_reason_and_hides_the_home_folder():
+    """The reason is the network error behind torchvision's "Error downloading ...:" (not that empty
+    line), and the builder's home folder does not appear on a published page."""
+    from pathlib import Path
+    from urllib.error import URLError
+    from course_lib.data import offline_notice
+    try:
+        try:
+            raise URLError("[Errno -2] Name or service not known")
+        except URLError as network:
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example, got:\n"
+                               f"{network}\n")
+    except RuntimeError as error:
+        notice = offline_notice("mnist", error, Path.home() / ".cache" / "beyond_backprop")
+    assert "(<urlopen error [Errno -2] Name or service not known>)" in notice
+    assert str(Path.home()) not in notice and "~/.cache/beyond_backprop" in notice
+
+
+def test_offline_fallback_honours_val_size(tmp_path, capsys):
+    assert len(load("mnist", root=tmp_path, val_size=123, quick=False, device="cpu", download=False).X_val) == 123
+    assert len(load("mnist", root=tmp_path, val_size=10_000, quick=False, device="cpu", download=False).X_val) == 300
+    assert "too few for val_size=10000" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name, display", [("fashion_mnist", "Fashion-MNIST"), ("cifar10", "CIFAR-10")])
 def test_offline_fallback_without_download(tmp_path, capsys, name, display):
     """download=False with nothing cached also falls back, naming the dataset that was asked for."""
