@@ -47,6 +47,11 @@ ROWS = {
     # B is learned, never copied: ΔB_ik = h_i e_k uses the two ends of the feedback synapse; the
     # forward updates are FA's.
     "KP": Row("Kolen-Pollack", (YES, YES, NO, NO), 4),
+    # Nothing is sent backwards, so there are no feedback weights to transport; ΔW_ij = pre x̂_j ·
+    # post h_i · σ(±(θ − G)), one number per layer and sample broadcast to the layer's synapses
+    # (local); the update uses the activity of the pass itself, nothing returns to wait for (no
+    # frozen activity); each layer updates from its own objective once its forward step is done.
+    "FF": Row("Forward-Forward", (YES, YES, YES, YES), 7),
 }
 
 

@@ -134,8 +134,8 @@ def goodness_per_label(net, X, n_classes: int = 10, layers=None, eps: float = EP
     return torch.stack(table, dim=1)
 
 
-def default_layers(num_layers: int) -> list:
-    """Layers that predict by default: all but the first (Hinton's choice), or the only one."""
+def all_but_first(num_layers: int) -> list:
+    """All layers but the first (the readout's default, as in loeweX's code), or the only one."""
     return list(range(2, num_layers + 1)) if num_layers > 1 else [1]
 
 
@@ -147,7 +147,8 @@ class ForwardForward(LearningRule):
     Settings: ``threshold`` θ; ``n_classes`` label pixels; ``layers`` that learn (1-based; None:
     all, at once; ``[1]`` then ``[2]`` trains greedily, one train() call per layer); ``predict``
     "goodness" or "softmax" (which predictor ``scores`` uses, see the module docstring);
-    ``score_layers`` / ``readout_layers`` (None: all but the first); ``readout`` (learn the
+    ``score_layers`` (None: all; Hinton leaves out the first of a deeper net) and ``readout_layers``
+    (None: all but the first); ``readout`` (learn the
     softmax readout R); ``readout_lr`` / ``readout_weight_decay`` (its optimiser group); ``eps``;
     ``seed`` (the negative labels' generator).
 
@@ -197,10 +198,10 @@ class ForwardForward(LearningRule):
         return self.layers if self.layers is not None else list(range(1, net.num_layers + 1))
 
     def score_layers_of(self, net) -> list:
-        return self.score_layers if self.score_layers is not None else default_layers(net.num_layers)
+        return self.score_layers if self.score_layers is not None else list(range(1, net.num_layers + 1))
 
     def readout_layers_of(self, net) -> list:
-        return self.readout_layers if self.readout_layers is not None else default_layers(net.num_layers)
+        return self.readout_layers if self.readout_layers is not None else all_but_first(net.num_layers)
 
     def param_groups(self, net, lr, weight_decay=0.0):
         groups = [{"params": net.parameters(), "lr": lr, "weight_decay": weight_decay}]
