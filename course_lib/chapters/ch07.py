@@ -81,15 +81,15 @@ def layer_tracker(X, y, n_classes=10):
 
 
 @torch.no_grad()
-def accuracy_by(net, rule, X, y, predict) -> float:
-    """Test accuracy of ``net`` with the rule's other settings and predictor ``predict``
+def accuracy_by(net, rule, X, y, predictor) -> float:
+    """Accuracy of ``net`` on X, y with the rule's settings but the given ``predictor``
     ("goodness" or "softmax")."""
-    saved = rule.predict
-    rule.predict = predict
+    saved = rule.predictor
+    rule.predictor = predictor
     try:
         return float((rule.scores(net, X).argmax(dim=1) == y).float().mean())
     finally:
-        rule.predict = saved
+        rule.predictor = saved
 
 
 # ---------------------------------------------------------------- greedy training

@@ -145,7 +145,7 @@ class ForwardForward(LearningRule):
     """Forward-Forward training of an ``MLP(sizes, activation="relu", output="relu")``.
 
     Settings: ``threshold`` θ; ``n_classes`` label pixels; ``layers`` that learn (1-based; None:
-    all, at once; ``[1]`` then ``[2]`` trains greedily, one train() call per layer); ``predict``
+    all, at once; ``[1]`` then ``[2]`` trains greedily, one train() call per layer); ``predictor``
     "goodness" or "softmax" (which predictor ``scores`` uses, see the module docstring);
     ``score_layers`` (None: all; Hinton leaves out the first of a deeper net) and ``readout_layers``
     (None: all but the first); ``readout`` (learn the
@@ -157,17 +157,17 @@ class ForwardForward(LearningRule):
     """
     name = "Forward-Forward"
 
-    def __init__(self, threshold: float = 2.0, n_classes: int = 10, layers=None, predict: str = "goodness",
+    def __init__(self, threshold: float = 2.0, n_classes: int = 10, layers=None, predictor: str = "goodness",
                  score_layers=None, readout: bool = False, readout_layers=None, readout_lr: float = 0.01,
                  readout_weight_decay: float = 0.0, eps: float = EPS, seed: int = 0):
         if not threshold > 0:
             raise ValueError(f"threshold must be positive, got {threshold}: goodness is a mean of squares, "
                              f"never negative, so every positive sample would already count as good.")
-        if predict not in ("goodness", "softmax"):
-            raise ValueError(f"predict is 'goodness' or 'softmax', got {predict!r}.")
-        if predict == "softmax" and not readout:
-            raise ValueError("predict='softmax' needs the readout: ForwardForward(readout=True, predict='softmax').")
-        self.threshold, self.n_classes, self.predict, self.readout = threshold, n_classes, predict, readout
+        if predictor not in ("goodness", "softmax"):
+            raise ValueError(f"predictor is 'goodness' or 'softmax', got {predictor!r}.")
+        if predictor == "softmax" and not readout:
+            raise ValueError("predictor='softmax' needs the readout: ForwardForward(readout=True, predictor='softmax').")
+        self.threshold, self.n_classes, self.predictor, self.readout = threshold, n_classes, predictor, readout
         self.layers = None if layers is None else sorted(int(l) for l in layers)
         self.score_layers = None if score_layers is None else sorted(int(l) for l in score_layers)
         self.readout_layers = None if readout_layers is None else sorted(int(l) for l in readout_layers)
@@ -252,7 +252,7 @@ class ForwardForward(LearningRule):
         check_images(X, self.n_classes)
         if X.shape[1] != net.sizes[0]:
             raise ValueError(f"Images of {X.shape[1]} pixels but the network's input layer has {net.sizes[0]}.")
-        if self.predict == "softmax":
+        if self.predictor == "softmax":
             return self.readout_logits(net, X)
         return goodness_per_label(net, X, self.n_classes, self.score_layers_of(net), self.eps)
 
