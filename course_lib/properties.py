@@ -52,6 +52,11 @@ ROWS = {
     # layers, so no activity is held for a backward signal; every layer waits for both passes to
     # reach the output, with no backward sweep (update-locked like DFA).
     "PEPITA": Row("PEPITA", (YES, YES, YES, PARTLY), 5),
+    # Nothing is sent backwards, so there are no feedback weights to transport; ΔW_ij = pre x̂_j ·
+    # post h_i · σ(±(θ − G)), one number per layer and sample broadcast to the layer's synapses
+    # (local); the update uses the activity of the pass itself, nothing returns to wait for (no
+    # frozen activity); each layer updates from its own objective once its forward step is done.
+    "FF": Row("Forward-Forward", (YES, YES, YES, YES), 7),
 }
 
 

@@ -1,0 +1,179 @@
+"""Chapter 7, "Forward-Forward": the exercises' reference answers, per-layer measurements, greedy
+training and the chapter's figures.
+
+Exercise references (the learner writes functions with these names and parameters):
+
+* :func:`embed_label` (7.1), :func:`negative_labels` (7.2), :func:`goodness` (7.3),
+  :func:`ff_layer_loss` (7.4), :func:`normalise_input` (7.5), :func:`goodness_per_label` (7.6).
+
+The rule itself, for any depth, is :class:`course_lib.rules.forward_forward.ForwardForward`.
+"""
+import torch
+
+from .. import plots
+from ..rules import forward_forward as ff
+from ..train import History, train
+
+
+# ---------------------------------------------------------------- exercise references
+
+def embed_label(X, y, n_classes):
+    """Reference for exercise 7.1: X (N, pixels) with y (N,) one-hot in the first n_classes pixels."""
+    return ff.embed_label(X, y, n_classes)
+
+
+def negative_labels(y, n_classes, generator):
+    """Reference for exercise 7.2: a wrong label per sample, uniform over the others."""
+    return ff.negative_labels(y, n_classes, generator)
+
+
+def goodness(h):
+    """Reference for exercise 7.3: mean of squares over the units, (N, n) -> (N,)."""
+    return ff.goodness(h)
+
+
+def ff_layer_loss(g_pos, g_neg, threshold):
+    """Reference for exercise 7.4: ½ [mean softplus(θ − G⁺) + mean softplus(G⁻ − θ)]."""
+    return ff.layer_loss(g_pos, g_neg, threshold)
+
+
+def normalise_input(h, eps):
+    """Reference for exercise 7.5: each row divided by its root mean square plus ε."""
+    return ff.normalise(h, eps)
+
+
+def goodness_per_label(X, W1, b1, W2, b2, n_classes):
+    """Reference for exercise 7.6: (N, n_classes) goodness of both layers, summed, for each label
+    embedded in turn (every layer's input normalised first)."""
+    table = []
+    for label in range(n_classes):
+        x = ff.embed_label(X, label, n_classes)
+        h1 = torch.relu(ff.normalise(x) @ W1.T + b1)      # (N, n_1)
+        h2 = torch.relu(ff.normalise(h1) @ W2.T + b2)     # (N, n_2)
+        table.append(ff.goodness(h1) + ff.goodness(h2))
+    return torch.stack(table, dim=1)
+
+
+# ---------------------------------------------------------------- measurements
+
+@torch.no_grad()
+def layer_goodness(net, X, y, n_classes=10, seed=0) -> dict:
+    """{layer: (G⁺, G⁻)}: every layer's goodness on positive and negative versions of X, (N,) each.
+    The negatives come from a generator of their own (seed), the same every call."""
+    g = torch.Generator(device=X.device).manual_seed(seed)
+    pos = ff.ff_forward(net, ff.embed_label(X, y, n_classes))
+    neg = ff.ff_forward(net, ff.embed_label(X, ff.negative_labels(y, n_classes, g), n_classes))
+    return {l: (ff.goodness(p[1]), ff.goodness(q[1])) for l, (p, q) in enumerate(zip(pos, neg), start=1)}
+
+
+def layer_tracker(X, y, n_classes=10):
+    """An ``on_epoch`` for :func:`course_lib.train.train`: per layer l, the mean goodness of positive
+    and negative data (``good_pos_l``, ``good_neg_l``) and the accuracy of predicting by that
+    layer's goodness alone (``acc_layer_l``), on the probe set X, y."""
+    def track(net, rule, data):
+        values = {}
+        for l, (g_pos, g_neg) in layer_goodness(net, X, y, n_classes).items():
+            values[f"good_pos_{l}"], values[f"good_neg_{l}"] = g_pos.mean(), g_neg.mean()
+            table = ff.goodness_per_label(net, X, n_classes, [l], getattr(rule, "eps", ff.EPS))
+            values[f"acc_layer_{l}"] = (table.argmax(dim=1) == y).float().mean()
+        return values
+    return track
+
+
+@torch.no_grad()
+def accuracy_by(net, rule, X, y, predictor) -> float:
+    """Accuracy of ``net`` on X, y with the rule's settings but the given ``predictor``
+    ("goodness" or "softmax")."""
+    saved = rule.predictor
+    rule.predictor = predictor
+    try:
+        return float((rule.scores(net, X).argmax(dim=1) == y).float().mean())
+    finally:
+        rule.predictor = saved
+
+
+# ---------------------------------------------------------------- greedy training
+
+def train_greedy(net, data, *, epochs_per_layer, lr, checkpoint=None, **kwargs) -> History:
+    """The lab's schedule: layer 1 learns alone for ``epochs_per_layer`` epochs, then layer 2
+    (on the now fixed layer 1), and so on; one ``train`` call per layer, each with a
+    ``ForwardForward(layers=[l])``. ``kwargs`` go to the rule (threshold, seed, ...) or to
+    ``train`` (batch_size, momentum, on_epoch, progress). Returns one History: epochs numbered
+    on, a ``layer`` record saying which layer learned. A checkpoint is saved per stage, named after
+    the stage and the epochs before it (``runs/x_layer2_after10.pt``)."""
+    train_keys = {"batch_size", "momentum", "weight_decay", "schedule", "seed", "on_epoch", "progress"}
+    train_kwargs = {k: v for k, v in kwargs.items() if k in train_keys}
+    rule_kwargs = {k: v for k, v in kwargs.items() if k not in train_keys}
+    merged, offset = History(), 0
+    for l in range(1, net.num_layers + 1):
+        rule = ff.ForwardForward(layers=[l], **rule_kwargs)
+        stage_checkpoint = None
+        if checkpoint:
+            stem, dot, suffix = str(checkpoint).rpartition(".")
+            stage_checkpoint = f"{stem}_layer{l}_after{offset}.{suffix}" if dot else f"{checkpoint}_layer{l}_after{offset}"
+        history = train(net, rule, data, lr=lr, num_epochs=epochs_per_layer, checkpoint=stage_checkpoint,
+                        **train_kwargs)
+        for k in range(history.num_epochs):
+            if k == 0 and l > 1:
+                continue  # the state before this stage is the end of the last one
+            merged.log(**{key: values[k] for key, values in history.records.items()},
+                       layer=l if k else 0)
+            merged.records["epoch"][-1] += offset
+        offset += epochs_per_layer
+        merged.diverged = merged.diverged or history.diverged
+    return merged
+
+
+# ---------------------------------------------------------------- PEPITA and FF
+
+def hebbian_gradient_gap(seed=0, n_in=7, n_out=5, batch=4, dtype=torch.float64) -> float:
+    """The identity of section "PEPITA and Forward-Forward", checked against autograd: for
+    h = relu(x Wᵀ), h^mod = relu(x^mod Wᵀ) (per sample, summed over a batch),
+    ½ ∂(‖h‖² − ‖h^mod‖²)/∂W = hᵀ x − h^modᵀ x^mod. Returns the largest difference."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(n_out, n_in, generator=g, dtype=dtype, requires_grad=True)
+    x, x_mod = torch.randn(batch, n_in, generator=g, dtype=dtype), torch.randn(batch, n_in, generator=g, dtype=dtype)
+    h, h_mod = torch.relu(x @ W.T), torch.relu(x_mod @ W.T)
+    (0.5 * (h.pow(2).sum() - h_mod.pow(2).sum())).backward()
+    hebbian = h.detach().T @ x - h_mod.detach().T @ x_mod
+    return float((W.grad - hebbian).abs().max())
+
+
+# ---------------------------------------------------------------- figures
+
+def plot_goodness_histograms(g_pos, g_neg, threshold=None, ax=None, title="", bins=40):
+    """Histograms of the goodness of positive and negative data (tensors (N,)) in one ``ax``,
+    with the threshold as a dashed line."""
+    fig, ax = plots.new_ax(ax)
+    g_pos, g_neg = g_pos.detach().float().cpu(), g_neg.detach().float().cpu()
+    top = float(torch.quantile(torch.cat([g_pos, g_neg]), 0.99)) * 1.05 + 1e-6
+    edges = torch.linspace(0, top, bins + 1)
+    ax.hist(g_pos.clamp(max=top).numpy(), bins=edges.numpy(), alpha=0.6, label="positive (true label)")
+    ax.hist(g_neg.clamp(max=top).numpy(), bins=edges.numpy(), alpha=0.6, label="negative (wrong label)")
+    if threshold is not None and threshold <= top:
+        ax.axvline(threshold, color="k", linestyle="--", linewidth=1, label="threshold θ")
+    ax.set_xlabel("goodness G (mean of squared activities)")
+    ax.set_ylabel("samples")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_features(W, image_shape=(1, 28, 28), n=24, columns=8, ax=None, title=""):
+    """The first ``n`` rows of a first-layer weight matrix W (n_1, pixels) as images, each scaled
+    to its own largest magnitude (red positive, blue negative). The label pixels are the top-left
+    corner of each image."""
+    c, h, w = image_shape
+    rows = -(-n // columns)
+    fig, ax = plots.new_ax(ax, size=(columns * 1.1, rows * 1.1))
+    filters = W[:n].detach().float().cpu().reshape(n, c, h, w).mean(dim=1)
+    filters = filters / filters.flatten(1).abs().amax(dim=1).clamp(min=1e-12)[:, None, None]
+    grid = torch.full((rows * (h + 1) - 1, columns * (w + 1) - 1), float("nan"))
+    for k in range(n):
+        r, col = divmod(k, columns)
+        grid[r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = filters[k]
+    ax.imshow(grid.numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    return fig

@@ -1,0 +1,375 @@
+"""Checks for Chapter 7's exercises: the pieces of Forward-Forward.
+
+Each check runs the learner's function on a few cases (a square one so shape mix-ups still run and
+can be named, batch 1, odd sizes, float64) against :mod:`course_lib.chapters.ch07`'s reference.
+``negative_labels`` is random, so its check is statistical: with a fixed generator passed in it
+must be reproducible, never return the true label, and spread its labels evenly over the others.
+"""
+import torch
+import torch.nn.functional as nnf
+
+from ..chapters import ch07
+from .core import Case, CheckResult, Mistake, Wrong, call_learner, compare, run_check, run_safely
+
+
+def _relu_like(g, batch, n, dtype, silent_row=False):
+    """Non-negative activities with exact zeros, as ReLU units give; optionally one silent row."""
+    h = torch.relu(torch.randn(batch, n, generator=g, dtype=dtype))
+    if silent_row:
+        h[0] = 0
+    return h
+
+
+# ---------------------------------------------------------------- 7.1 embed a label
+
+def embed_cases():
+    g = torch.Generator().manual_seed(71)
+    cases = []
+    for batch, n_pixels, n_classes, dtype in [(6, 20, 10, torch.float32), (1, 30, 10, torch.float32),
+                                              (9, 12, 3, torch.float32), (5, 784, 10, torch.float64)]:
+        X = torch.rand(batch, n_pixels, generator=g, dtype=dtype)
+        y = torch.randint(n_classes, (batch,), generator=g)
+        y[0] = n_classes - 1  # the last label occurs
+        cases.append(Case(dict(X=X, y=y, n_classes=n_classes),
+                          f"batch {batch}, {n_pixels} pixels, {n_classes} classes ({str(dtype)[6:]})", batch))
+    return cases
+
+
+def _embed_added(X, y, n_classes):
+    out = X.clone()
+    out[:, :n_classes] += nnf.one_hot(y, n_classes).to(X.dtype)
+    return out
+
+
+def _embed_one_pixel(X, y, n_classes):
+    out = X.clone()
+    out[torch.arange(len(X)), y] = 1
+    return out
+
+
+def _embed_last(X, y, n_classes):
+    out = X.clone()
+    out[:, -n_classes:] = nnf.one_hot(y, n_classes).to(X.dtype)
+    return out
+
+
+def _embed_value(X, y, n_classes):
+    out = X.clone()
+    out[:, :n_classes] = 0
+    out[:, 0] = y.to(X.dtype)
+    return out
+
+
+def _embed_replaced(X, y, n_classes):
+    return torch.cat([nnf.one_hot(y, n_classes).to(X.dtype), X], dim=1)
+
+
+EMBED_MISTAKES = [
+    Mistake("kept_old_pixels", lambda **c: _embed_one_pixel(**c),
+            "only pixel y was set to 1: the other label pixels keep the image's values. Set all "
+            "n_classes label pixels to 0 first, then pixel y to 1."),
+    Mistake("added_one_hot", lambda **c: _embed_added(**c),
+            "the one-hot label was added to the image's first pixels instead of replacing them: "
+            "the label pixels must be exactly the one-hot vector (0 everywhere, 1 at y)."),
+    Mistake("last_pixels", lambda **c: _embed_last(**c),
+            "the label went into the last n_classes pixels; it belongs in the first n_classes, "
+            "X[:, :n_classes]."),
+    Mistake("label_as_value", lambda **c: _embed_value(**c),
+            "the label was written as a number into one pixel; write it one-hot: pixel y is 1, the "
+            "other label pixels 0."),
+    Mistake("prepended", lambda **c: _embed_replaced(**c),
+            "the one-hot label was put in front of the image, which makes the rows longer; overwrite "
+            "the first n_classes pixels instead, so the shape stays (N, pixels)."),
+]
+
+
+def check_embed_label(fn, verbose=True) -> CheckResult:
+    """Exercise 7.1 "Embed a label": compares with the reference on four cases."""
+    return run_check("embed_label", fn, embed_cases(), ch07.embed_label, EMBED_MISTAKES, verbose=verbose,
+                     shape_hint="X has shape (N, pixels), y (N,): write the label into X[:, :n_classes].")
+
+
+# ---------------------------------------------------------------- 7.2 negative labels
+
+NEG_SAMPLES = 20_000
+
+
+def _chi_square(y, neg, n_classes) -> float:
+    """Pearson's χ² of the (true, negative) pair counts against uniform over the wrong labels."""
+    counts = torch.zeros(n_classes, n_classes, dtype=torch.float64)
+    counts.index_put_((y, neg), torch.ones(len(y), dtype=torch.float64), accumulate=True)
+    expected = torch.bincount(y, minlength=n_classes).double()[:, None] / (n_classes - 1)
+    off = ~torch.eye(n_classes, dtype=torch.bool)
+    return float(((counts - expected) ** 2 / expected.expand_as(counts))[off].sum())
+
+
+def _chi_square_limit(n_classes) -> float:
+    """Far beyond chance (≈ 7 standard deviations above the mean of χ² with this many degrees of
+    freedom): a correct function essentially never exceeds it, a visibly uneven one always does."""
+    dof = n_classes * (n_classes - 2)
+    return dof + 7 * (2 * dof) ** 0.5
+
+
+def _call_negatives(fn, y, n_classes, seed, label):
+    g = torch.Generator().manual_seed(seed)
+    case = Case(dict(y=y, n_classes=n_classes, generator=g), label, len(y))
+    out = call_learner("negative_labels", fn, case)
+    if not isinstance(out, torch.Tensor):
+        raise Wrong(f"return a tensor of labels, got {type(out).__name__}.", "type")
+    if out.shape != y.shape:
+        raise Wrong(f"the labels have shape {tuple(out.shape)} but {tuple(y.shape)} was expected (one per "
+                    f"sample, on a test case with {label}).", "shape")
+    if out.is_floating_point() or out.is_complex() or out.dtype == torch.bool:
+        raise Wrong(f"the labels have dtype {out.dtype}: return integer class indices (torch.long), "
+                    f"e.g. from torch.randint.", "dtype")
+    return out
+
+
+def check_negative_labels(fn, verbose=True) -> CheckResult:
+    """Exercise 7.2 "Negative labels": with a fixed generator passed in, the labels must be
+    reproducible, in range, never the true label, and uniform over the other labels (a χ² test on
+    20,000 samples); batch 1 and 3 classes included."""
+    def body():
+        g = torch.Generator().manual_seed(72)
+        for n_classes in (10, 3):
+            y = torch.randint(n_classes, (NEG_SAMPLES,), generator=g)
+            label = f"{NEG_SAMPLES} samples, {n_classes} classes"
+            neg = _call_negatives(fn, y, n_classes, 0, label)
+            if int(neg.min()) < 0 or int(neg.max()) >= n_classes:
+                raise Wrong(f"some labels lie outside 0..{n_classes - 1} (from {int(neg.min())} to "
+                            f"{int(neg.max())}, on a test case with {label}): wrap around with % n_classes.",
+                            "out_of_range")
+            same = float((neg == y).double().mean())
+            if same > 0:
+                hint = (" This is what shuffling the labels (y[torch.randperm(N)]) does: about 1 sample in "
+                        "n_classes gets its own label back." if abs(same - 1 / n_classes) < 0.03 else "")
+                raise Wrong(f"{100 * same:.1f} % of the 'negative' labels equal the true label (on a test case "
+                            f"with {label}); a negative label must never be the true one.{hint}",
+                            "true_label_drawn" if hint else "true_label")
+            again = _call_negatives(fn, y, n_classes, 0, label)
+            if not torch.equal(again.to(neg.dtype), neg):
+                raise Wrong("two calls with generators seeded the same gave different labels: draw every random "
+                            "number from the generator passed in (torch.randint(..., generator=generator)).",
+                            "ignores_generator")
+            if torch.equal(_call_negatives(fn, y, n_classes, 1, label).to(neg.dtype), neg):
+                raise Wrong("generators with different seeds gave the same labels: the labels must be random, "
+                            "drawn from the generator passed in.", "not_random")
+            chi2 = _chi_square(y, neg, n_classes)
+            if chi2 > _chi_square_limit(n_classes):
+                counts = torch.bincount(neg[y == 0], minlength=n_classes)[1:].tolist()
+                raise Wrong(f"the wrong labels are not spread evenly over the other classes (χ² = {chi2:.0f}, far "
+                            f"beyond chance, on a test case with {label}; for true label 0 the labels 1..{n_classes - 1} "
+                            f"came {counts} times): every wrong label must be equally likely.", "not_uniform")
+        y1 = torch.tensor([4])
+        one = _call_negatives(fn, y1, 10, 3, "batch 1")
+        if int(one[0]) == 4 or not 0 <= int(one[0]) < 10:
+            raise Wrong(f"on a batch of one sample with label 4 it returned {int(one[0])}.", "batch_of_one")
+        return "reproducible with the generator, never the true label, uniform over the others (χ² test)."
+    return run_safely("negative_labels", body, verbose)
+
+
+# ---------------------------------------------------------------- 7.3 goodness
+
+def goodness_cases():
+    g = torch.Generator().manual_seed(73)
+    cases = []
+    for batch, n, dtype in [(6, 6, torch.float32), (1, 7, torch.float32), (9, 500, torch.float32),
+                            (4, 11, torch.float64)]:
+        cases.append(Case(dict(h=_relu_like(g, batch, n, dtype)), f"batch {batch}, {n} units ({str(dtype)[6:]})",
+                          batch))
+    return cases
+
+
+GOODNESS_MISTAKES = [
+    Mistake("summed_units", lambda h: h.pow(2).sum(dim=1),
+            "you summed the squares over the units; this course's goodness is their mean, so one "
+            "threshold suits layers of any width: h.pow(2).mean(dim=1)."),
+    Mistake("wrong_axis", lambda h: h.pow(2).mean(dim=0),
+            "the mean was taken over the batch (dimension 0); goodness is one number per sample, the "
+            "mean over the units (dimension 1)."),
+    Mistake("not_squared", lambda h: h.mean(dim=1),
+            "the activities are not squared: goodness is the mean of h², not of h."),
+    Mistake("root_taken", lambda h: h.pow(2).mean(dim=1).sqrt(),
+            "you took the square root (a length, not a goodness): goodness is the mean of h² itself."),
+    Mistake("batch_mean", lambda h: h.pow(2).mean(),
+            "one number for the whole batch: goodness is one number per sample, shape (N,)."),
+]
+
+
+def check_goodness(fn, verbose=True) -> CheckResult:
+    """Exercise 7.3 "Goodness": compares with the mean of squares over the units on four cases."""
+    return run_check("goodness", fn, goodness_cases(), ch07.goodness, GOODNESS_MISTAKES, verbose=verbose)
+
+
+# ---------------------------------------------------------------- 7.4 the layer loss
+
+def loss_cases():
+    g = torch.Generator().manual_seed(74)
+    cases = []
+    for batch, threshold, scale, dtype in [(8, 2.0, 4.0, torch.float32), (1, 1.5, 3.0, torch.float32),
+                                           (12, 2.0, 300.0, torch.float32), (5, 0.7, 2.0, torch.float64)]:
+        g_pos = torch.rand(batch, generator=g, dtype=dtype) * scale
+        g_neg = torch.rand(batch, generator=g, dtype=dtype) * scale
+        more = ", goodness up to 300" if scale > 100 else ""
+        cases.append(Case(dict(g_pos=g_pos, g_neg=g_neg, threshold=threshold),
+                          f"batch {batch}, threshold {threshold}{more} ({str(dtype)[6:]})", batch))
+    return cases
+
+
+def _sp(x):
+    return nnf.softplus(x)
+
+
+LOSS_MISTAKES = [
+    Mistake("signs_swapped", lambda g_pos, g_neg, threshold:
+            0.5 * (_sp(g_pos - threshold).mean() + _sp(threshold - g_neg).mean()),
+            "the two terms are the wrong way round: positives must be pushed *above* the threshold, "
+            "softplus(θ − G⁺), and negatives below it, softplus(G⁻ − θ)."),
+    Mistake("log_sigmoid_sign", lambda g_pos, g_neg, threshold:
+            0.5 * (nnf.logsigmoid(g_pos - threshold).mean() + nnf.logsigmoid(threshold - g_neg).mean()),
+            "the loss has the opposite sign: log σ(·) is the log-probability, which training raises; "
+            "the loss is its negative, −log σ(G⁺ − θ) = softplus(θ − G⁺) (and likewise for negatives)."),
+    Mistake("no_threshold", lambda g_pos, g_neg, threshold:
+            0.5 * (_sp(-g_pos).mean() + _sp(g_neg).mean()),
+            "the threshold is missing: compare the goodness with θ, softplus(θ − G⁺) and softplus(G⁻ − θ)."),
+    Mistake("sigmoid_not_softplus", lambda g_pos, g_neg, threshold:
+            0.5 * (torch.sigmoid(threshold - g_pos).mean() + torch.sigmoid(g_neg - threshold).mean()),
+            "you used the sigmoid σ itself; the loss is the negative log of it, −log σ(G⁺ − θ) = "
+            "softplus(θ − G⁺)."),
+    Mistake("positives_only", lambda g_pos, g_neg, threshold: _sp(threshold - g_pos).mean(),
+            "only the positive term is there: add the negatives' softplus(G⁻ − θ), and average over all samples."),
+    Mistake("two_means_added", lambda g_pos, g_neg, threshold:
+            _sp(threshold - g_pos).mean() + _sp(g_neg - threshold).mean(),
+            "the loss is twice too large: it is the mean over all 2N samples, ½ (mean over positives + "
+            "mean over negatives), not the sum of the two means."),
+    Mistake("summed_samples", lambda g_pos, g_neg, threshold:
+            _sp(threshold - g_pos).sum() + _sp(g_neg - threshold).sum(),
+            "you summed over the samples: the loss is the mean over all 2N samples."),
+    Mistake("overflow", lambda g_pos, g_neg, threshold:
+            0.5 * (torch.log(1 + torch.exp(threshold - g_pos)).mean() + torch.log(1 + torch.exp(g_neg - threshold)).mean()),
+            "log(1 + exp(x)) overflows to inf when x is large (exp(89) is already inf in float32), as on "
+            "this test case with large goodness: use torch.nn.functional.softplus(x), the same function computed safely."),
+]
+
+
+def check_ff_layer_loss(fn, verbose=True) -> CheckResult:
+    """Exercise 7.4 "The layer loss": compares with ½ [mean softplus(θ − G⁺) + mean softplus(G⁻ − θ)]
+    on four cases, one with goodness large enough to overflow a naive log(1 + exp)."""
+    return run_check("ff_layer_loss", fn, loss_cases(), ch07.ff_layer_loss, LOSS_MISTAKES, verbose=verbose,
+                     factor_hint="the loss is the mean over all 2N samples (positives and negatives together).")
+
+
+# ---------------------------------------------------------------- 7.5 normalisation
+
+def normalise_cases():
+    g = torch.Generator().manual_seed(75)
+    cases = []
+    for batch, n, dtype in [(5, 5, torch.float32), (1, 9, torch.float32), (7, 40, torch.float32),
+                            (4, 6, torch.float64)]:
+        h = _relu_like(g, batch, n, dtype, silent_row=batch > 1) * (1 + 3 * torch.rand(batch, 1, generator=g, dtype=dtype))
+        label = f"batch {batch}, {n} units{', one silent row (all zeros)' if batch > 1 else ''} ({str(dtype)[6:]})"
+        cases.append(Case(dict(h=h, eps=1e-8), label, batch))
+    return cases
+
+
+def _rms(h, dim=1):
+    return h.pow(2).mean(dim=dim, keepdim=True).sqrt()
+
+
+NORMALISE_MISTAKES = [
+    Mistake("wrong_axis", lambda h, eps: h / (_rms(h, 0) + eps),
+            "the root mean square was taken over the batch (dimension 0): each sample's vector is "
+            "normalised on its own, over its units (dimension 1, keepdim=True)."),
+    Mistake("no_keepdim", lambda h, eps: h / (h.pow(2).mean(dim=1).sqrt() + eps),
+            "the norms have shape (N,) and were divided along the wrong axis: keep the dimension "
+            "(keepdim=True, shape (N, 1)) so that each row is divided by its own norm."),
+    Mistake("unit_length", lambda h, eps: h / (h.norm(dim=1, keepdim=True) + eps),
+            "you divided by the length ‖h‖, giving vectors of length 1; this course divides by the root "
+            "mean square ‖h‖/√n, so every unit has activity of order 1 whatever the width."),
+    Mistake("no_root", lambda h, eps: h / (h.pow(2).mean(dim=1, keepdim=True) + eps),
+            "you divided by the mean of squares; take its square root, the root mean square."),
+    Mistake("mean_abs", lambda h, eps: h / (h.abs().mean(dim=1, keepdim=True) + eps),
+            "you divided by the mean absolute activity; divide by the root mean square √(mean h²)."),
+]
+
+
+NO_EPS = ("a silent row (all units at 0) became NaN (0/0): add ε to the norm in the denominator, "
+          "h / (rms + ε), so that it stays 0.")
+
+
+def check_normalise_input(fn, verbose=True) -> CheckResult:
+    """Exercise 7.5 "Normalise a layer's input": compares with h / (√(mean h²) + ε), row by row, on
+    four cases with a silent row (ε inside the root, or F.normalize times √n, also pass). A NaN
+    that only a silent row explains is named first: the missing ε."""
+    cases = normalise_cases()
+
+    def body():
+        for case in cases:
+            got = call_learner("normalise_input", fn, case)
+            if isinstance(got, torch.Tensor) and got.shape == case.inputs["h"].shape and got.is_floating_point():
+                silent = ~case.inputs["h"].any(dim=1)
+                if silent.any() and got[silent].isnan().any() and not got[~silent].isnan().any():
+                    raise Wrong(NO_EPS, "no_eps")
+            compare("normalise_input", fn, [case], ch07.normalise_input, NORMALISE_MISTAKES,
+                    factor_hint="divide each row by its root mean square √(mean h²).")
+        return f"correct on all {len(cases)} test cases."
+    return run_safely("normalise_input", body, verbose)
+
+
+# ---------------------------------------------------------------- 7.6 prediction by goodness
+
+def predict_cases():
+    g = torch.Generator().manual_seed(76)
+    cases = []
+    for batch, n_in, n1, n2, n_classes, dtype in [(5, 16, 8, 8, 4, torch.float32), (1, 20, 7, 5, 10, torch.float32),
+                                                  (6, 30, 9, 11, 10, torch.float32), (3, 12, 6, 4, 3, torch.float64)]:
+        X = torch.rand(batch, n_in, generator=g, dtype=dtype)
+        W1 = torch.randn(n1, n_in, generator=g, dtype=dtype) * (2 / n_in) ** 0.5
+        W2 = torch.randn(n2, n1, generator=g, dtype=dtype) * (2 / n1) ** 0.5
+        b1, b2 = 0.1 * torch.randn(n1, generator=g, dtype=dtype), 0.1 * torch.randn(n2, generator=g, dtype=dtype)
+        cases.append(Case(dict(X=X, W1=W1, b1=b1, W2=W2, b2=b2, n_classes=n_classes),
+                          f"batch {batch}, {n_in} pixels, layers of {n1} and {n2} units, {n_classes} classes "
+                          f"({str(dtype)[6:]})", batch))
+    return cases
+
+
+def _table(X, W1, b1, W2, b2, n_classes, norm1=True, norm2=True, layers=(1, 2), embed=True, measure=None):
+    """The goodness table with one ingredient changed: builds the wrong answers."""
+    norm = ch07.normalise_input
+    measure = measure or ch07.goodness
+    cols = []
+    for label in range(n_classes):
+        x = ch07.embed_label(X, torch.full((len(X),), label), n_classes) if embed else X
+        h1 = torch.relu((norm(x, 1e-8) if norm1 else x) @ W1.T + b1)
+        h2 = torch.relu((norm(h1, 1e-8) if norm2 else h1) @ W2.T + b2)
+        cols.append(sum(measure(h) for layer, h in ((1, h1), (2, h2)) if layer in layers))
+    return torch.stack(cols, dim=1)
+
+
+PREDICT_MISTAKES = [
+    Mistake("input_not_normalised", lambda **c: _table(**c, norm1=False),
+            "the first layer's input (the image with its label) is not normalised: every layer, the "
+            "first included, sees its input divided by its root mean square."),
+    Mistake("hidden_not_normalised", lambda **c: _table(**c, norm2=False),
+            "the second layer receives the first layer's activity without normalising it, so the "
+            "first layer's goodness is passed up: normalise h1 before the second layer."),
+    Mistake("last_layer_only", lambda **c: _table(**c, layers=(2,)),
+            "only the second layer's goodness is counted; this exercise adds the goodness of both layers."),
+    Mistake("first_layer_only", lambda **c: _table(**c, layers=(1,)),
+            "only the first layer's goodness is counted; add the second layer's as well."),
+    Mistake("label_not_embedded", lambda **c: _table(**c, embed=False),
+            "every label gives the same goodness: embed each candidate label in the image "
+            "(first n_classes pixels) before the forward pass."),
+    Mistake("summed_squares", lambda **c: _table(**c, measure=lambda h: h.pow(2).sum(dim=1)),
+            "goodness is the mean of the squared activities over the units, not their sum."),
+    Mistake("argmax_returned", lambda **c: _table(**c).argmax(dim=1),
+            "return the whole table (N, n_classes) of goodness per label; its argmax is the prediction."),
+]
+
+
+def check_goodness_per_label(fn, verbose=True) -> CheckResult:
+    """Exercise 7.6 "Predict by goodness": compares the (N, n_classes) goodness table of a two-layer
+    network with the reference on four cases."""
+    return run_check("goodness_per_label", fn, predict_cases(), ch07.goodness_per_label, PREDICT_MISTAKES,
+                     verbose=verbose, tolerance=1e-4,
+                     shape_hint="Shapes: X (N, pixels), W1 (n_1, pixels), W2 (n_2, n_1); the result is (N, n_classes).")

@@ -1,0 +1,288 @@
+"""Forward-Forward (Chapter 7): every layer learns from two forward passes; nothing travels back.
+
+Hinton's Forward-Forward algorithm (Hinton 2022, arXiv 2212.13345) for classification. *Positive* data is an
+image with its true label written into its first ``n_classes`` pixels (one-hot); *negative* data is
+the same image with a wrong label, drawn uniformly among the others (never the true one). Every
+layer sees its input only after **length normalisation**, so the length of the activity below (its
+goodness) cannot be passed up and each layer must find its own evidence:
+
+    x̂ = x / (rms(x) + ε),   rms(x) = √(mean_j x_j²)           (batch, n_{l-1})  row by row
+    a_l = x̂ W_lᵀ + b_l,  h_l = relu(a_l)                        (batch, n_l)
+    G_l = mean_i h_{l,i}²                                         (batch,)          the goodness
+
+Each layer lowers its own loss, the cross-entropy of the logistic "is this sample positive?",
+p = σ(G − θ), over the N positive and N negative samples of a batch:
+
+    L_l = ½ [mean_n softplus(θ − G⁺_n) + mean_n softplus(G⁻_n − θ)]
+
+For ReLU units ∂G/∂a = (2/n_l) h, so the gradient is a local outer product of each layer's own
+input and activity, Hebbian on positive data and anti-Hebbian on negative data:
+
+    e⁺ = −σ(θ − G⁺) (2/n_l) h⁺ / 2N,   e⁻ = σ(G⁻ − θ) (2/n_l) h⁻ / 2N   (batch, n_l)
+    ΔW_l = e⁺ᵀ x̂⁺ + e⁻ᵀ x̂⁻,   Δb_l = Σ_n (e⁺_n + e⁻_n)
+
+**Prediction.** (a) by goodness: run the image once with each label embedded and pick the label
+whose accumulated goodness (over ``score_layers``) is highest: ``n_classes`` forward passes;
+(b) by a softmax readout: one pass with a *neutral* label (1/n_classes in every label pixel), the
+normalised activities of ``readout_layers`` concatenated into z, logits z Rᵀ. R is owned by the
+rule and learned by the shared optimiser in its own parameter group (``readout_lr``,
+``readout_weight_decay``), from the cross-entropy of its logits; it sends nothing down.
+"""
+import torch
+import torch.nn.functional as nnf
+
+from .base import LearningRule
+
+EPS = 1e-8
+NEUTRAL = "neutral"
+
+
+# ---------------------------------------------------------------- the pieces (Chapter 7's exercises)
+
+def check_images(X, n_classes: int):
+    """Images must be flattened rows with room for the label pixels."""
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"Forward-Forward takes a torch tensor of images, got {type(X).__name__}.")
+    if X.dim() != 2:
+        raise ValueError(f"Images of shape {tuple(X.shape)}: Forward-Forward takes flattened rows "
+                         f"(batch, pixels); flatten them with X.reshape(len(X), -1).")
+    if X.shape[1] <= n_classes:
+        raise ValueError(f"Rows of {X.shape[1]} values leave no room for {n_classes} label pixels.")
+
+
+def check_labels(y, n_classes: int):
+    """Labels must be integers in 0 … n_classes-1 (one per row)."""
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() or y.is_complex():
+        raise ValueError(f"Labels must be a 1-D tensor of integer class indices, got "
+                         f"{getattr(y, 'dtype', type(y).__name__)} of shape {tuple(getattr(y, 'shape', ()))}.")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"Labels must lie in 0..{n_classes - 1}, got values from {int(y.min())} "
+                         f"to {int(y.max())}.")
+
+
+def embed_label(X, y, n_classes: int = 10) -> torch.Tensor:
+    """X (batch, pixels) with label y (batch,) written one-hot into its first n_classes pixels:
+    those pixels are all 0 except pixel y, which is 1. ``y`` may also be one int for every row,
+    or ``"neutral"`` (every label pixel 1/n_classes). Returns a new tensor."""
+    check_images(X, n_classes)
+    out = X.clone()
+    if isinstance(y, str) and y == NEUTRAL:
+        out[:, :n_classes] = 1.0 / n_classes
+        return out
+    if isinstance(y, int):
+        y = torch.full((len(X),), y, dtype=torch.long, device=X.device)
+    check_labels(y, n_classes)
+    if len(y) != len(X):
+        raise ValueError(f"{len(X)} images but {len(y)} labels.")
+    out[:, :n_classes] = nnf.one_hot(y, n_classes).to(X.dtype)
+    return out
+
+
+def negative_labels(y, n_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """A wrong label for every sample, uniform over the n_classes - 1 others: y + k mod n_classes
+    with k uniform in 1 … n_classes-1, so never the true label. (Shuffling the labels instead,
+    ``y[randperm]``, gives the true label back for about 1 sample in n_classes.)"""
+    shift = torch.randint(1, n_classes, y.shape, generator=generator, device=generator.device)
+    return (y + shift.to(y.device)) % n_classes
+
+
+def goodness(h) -> torch.Tensor:
+    """G = mean over units of h²: (batch, n) -> (batch,)."""
+    return h.pow(2).mean(dim=1)
+
+
+def layer_loss(g_pos, g_neg, threshold: float) -> torch.Tensor:
+    """½ [mean softplus(θ − G⁺) + mean softplus(G⁻ − θ)]: the logistic loss of σ(G − θ), positives
+    labelled 1 and negatives 0, averaged over all samples. softplus, unlike log(1 + exp(·)),
+    never overflows."""
+    return 0.5 * (nnf.softplus(threshold - g_pos).mean() + nnf.softplus(g_neg - threshold).mean())
+
+
+def normalise(x, eps: float = EPS) -> torch.Tensor:
+    """Each row divided by its root mean square (plus ε): length √n, direction kept.
+    A silent row (all zeros) stays zero instead of becoming NaN."""
+    return x / (x.pow(2).mean(dim=1, keepdim=True).sqrt() + eps)
+
+
+# ---------------------------------------------------------------- the network, run the FF way
+
+def layer_forward(W, b, x, eps: float = EPS):
+    """One FF layer: (normalised input x̂, activity h = relu(x̂ Wᵀ + b))."""
+    x_hat = normalise(x, eps)
+    return x_hat, torch.relu(torch.addmm(b, x_hat, W.T))
+
+
+def ff_forward(net, X_embedded, num_layers: int | None = None, eps: float = EPS) -> list:
+    """[(x̂_1, h_1), (x̂_2, h_2), ...]: every layer's normalised input and activity, on data
+    that already holds its label. Stops after ``num_layers`` layers (default: all)."""
+    out, x = [], X_embedded
+    for W, b in list(zip(net.W, net.b))[:num_layers]:
+        x_hat, x = layer_forward(W, b, x, eps)
+        out.append((x_hat, x))
+    return out
+
+
+@torch.no_grad()
+def goodness_per_label(net, X, n_classes: int = 10, layers=None, eps: float = EPS) -> torch.Tensor:
+    """(batch, n_classes): the goodness accumulated over ``layers`` (1-based; default all) with
+    each label embedded in turn. Its argmax over labels is the prediction by goodness."""
+    layers = list(layers) if layers is not None else list(range(1, net.num_layers + 1))
+    table = []
+    for label in range(n_classes):
+        acts = ff_forward(net, embed_label(X, label, n_classes), max(layers), eps)
+        table.append(sum(goodness(acts[l - 1][1]) for l in layers))
+    return torch.stack(table, dim=1)
+
+
+def all_but_first(num_layers: int) -> list:
+    """All layers but the first (the readout's default, as in loeweX's code), or the only one."""
+    return list(range(2, num_layers + 1)) if num_layers > 1 else [1]
+
+
+# ---------------------------------------------------------------- the rule
+
+class ForwardForward(LearningRule):
+    """Forward-Forward training of an ``MLP(sizes, activation="relu", output="relu")``.
+
+    Settings: ``threshold`` θ; ``n_classes`` label pixels; ``layers`` that learn (1-based; None:
+    all, at once; ``[1]`` then ``[2]`` trains greedily, one train() call per layer); ``predictor``
+    "goodness" or "softmax" (which predictor ``scores`` uses, see the module docstring);
+    ``score_layers`` (None: all; Hinton leaves out the first of a deeper net) and ``readout_layers``
+    (None: all but the first); ``readout`` (learn the
+    softmax readout R); ``readout_lr`` / ``readout_weight_decay`` (its optimiser group); ``eps``;
+    ``seed`` (the negative labels' generator).
+
+    ``score_loss`` (the validation loss in histories) is the cross-entropy of the scores taken
+    as logits: the readout's own loss for "softmax", the goodness table's softmax for "goodness".
+    """
+    name = "Forward-Forward"
+
+    def __init__(self, threshold: float = 2.0, n_classes: int = 10, layers=None, predictor: str = "goodness",
+                 score_layers=None, readout: bool = False, readout_layers=None, readout_lr: float = 0.01,
+                 readout_weight_decay: float = 0.0, eps: float = EPS, seed: int = 0):
+        if not threshold > 0:
+            raise ValueError(f"threshold must be positive, got {threshold}: goodness is a mean of squares, "
+                             f"never negative, so every positive sample would already count as good.")
+        if predictor not in ("goodness", "softmax"):
+            raise ValueError(f"predictor is 'goodness' or 'softmax', got {predictor!r}.")
+        if predictor == "softmax" and not readout:
+            raise ValueError("predictor='softmax' needs the readout: ForwardForward(readout=True, predictor='softmax').")
+        self.threshold, self.n_classes, self.predictor, self.readout = threshold, n_classes, predictor, readout
+        self.layers = None if layers is None else sorted(int(l) for l in layers)
+        self.score_layers = None if score_layers is None else sorted(int(l) for l in score_layers)
+        self.readout_layers = None if readout_layers is None else sorted(int(l) for l in readout_layers)
+        self.readout_lr, self.readout_weight_decay, self.eps, self.seed = readout_lr, readout_weight_decay, eps, seed
+        self.R, self.generator, self._bound = None, None, None
+
+    # ---- binding: the readout R (owned, learned) and the negative labels' generator
+    def bind(self, net):
+        if self._bound is not net:
+            for name, chosen in (("layers", self.layers), ("score_layers", self.score_layers),
+                                 ("readout_layers", self.readout_layers)):
+                if chosen is not None and not all(1 <= l <= net.num_layers for l in chosen):
+                    raise ValueError(f"{name}={chosen}, but the network has layers 1..{net.num_layers}.")
+            width = sum(net.sizes[l] for l in self.readout_layers_of(net))
+            if self.R is None or self.R.shape != (self.n_classes, width):
+                self.R = torch.zeros(self.n_classes, width, device=net.device, dtype=net.dtype)
+            self.generator = torch.Generator(device=net.device).manual_seed(self.seed)
+            self._bound = net
+        return self
+
+    def owned(self):
+        return {"R": self.R} if self.readout and self.R is not None else {}
+
+    def learned(self):
+        return self.owned()
+
+    def learning_layers(self, net) -> list:
+        return self.layers if self.layers is not None else list(range(1, net.num_layers + 1))
+
+    def score_layers_of(self, net) -> list:
+        return self.score_layers if self.score_layers is not None else list(range(1, net.num_layers + 1))
+
+    def readout_layers_of(self, net) -> list:
+        return self.readout_layers if self.readout_layers is not None else all_but_first(net.num_layers)
+
+    def param_groups(self, net, lr, weight_decay=0.0):
+        groups = [{"params": net.parameters(), "lr": lr, "weight_decay": weight_decay}]
+        if self.readout:
+            groups.append({"params": [self.bind(net).R], "lr": self.readout_lr,
+                           "weight_decay": self.readout_weight_decay})
+        return groups
+
+    # ---- learning
+    @torch.no_grad()
+    def updates(self, net, X, y):
+        self.bind(net)
+        n, top = len(X), max(self.learning_layers(net))
+        pos = ff_forward(net, embed_label(X, y, self.n_classes), top, self.eps)
+        neg = ff_forward(net, embed_label(X, negative_labels(y, self.n_classes, self.generator), self.n_classes),
+                         top, self.eps)
+        updates, loss = {}, torch.zeros((), device=X.device, dtype=X.dtype)
+        for l in self.learning_layers(net):
+            (x_pos, h_pos), (x_neg, h_neg) = pos[l - 1], neg[l - 1]
+            g_pos, g_neg = goodness(h_pos), goodness(h_neg)
+            scale = 2.0 / h_pos.shape[1] / (2 * n)                                   # ∂G/∂h = 2h/n_l, ½·mean
+            e_pos = -torch.sigmoid(self.threshold - g_pos)[:, None] * h_pos * scale  # (batch, n_l)
+            e_neg = torch.sigmoid(g_neg - self.threshold)[:, None] * h_neg * scale   # (batch, n_l)
+            updates[f"W{l}"] = e_pos.T @ x_pos + e_neg.T @ x_neg                      # (n_l, n_{l-1})
+            updates[f"b{l}"] = e_pos.sum(dim=0) + e_neg.sum(dim=0)                    # (n_l,)
+            loss += layer_loss(g_pos, g_neg, self.threshold)
+        if self.readout:
+            logits, z = self.readout_logits(net, X, return_features=True)
+            p = torch.softmax(logits, dim=1)
+            updates["R"] = (p - nnf.one_hot(y, self.n_classes).to(p.dtype)).T @ z / n   # (n_classes, width)
+            loss += nnf.cross_entropy(logits, y)
+        return updates, loss
+
+    # ---- predicting
+    @torch.no_grad()
+    def readout_logits(self, net, X, return_features=False):
+        """Logits of the softmax readout from one pass with the neutral label: z Rᵀ, where z joins
+        the normalised activities of the readout layers."""
+        self.bind(net)
+        layers = self.readout_layers_of(net)
+        acts = ff_forward(net, embed_label(X, NEUTRAL, self.n_classes), max(layers), self.eps)
+        z = torch.cat([normalise(acts[l - 1][1], self.eps) for l in layers], dim=1)  # (batch, width)
+        logits = z @ self.R.T
+        return (logits, z) if return_features else logits
+
+    @torch.no_grad()
+    def scores(self, net, X):
+        check_images(X, self.n_classes)
+        if X.shape[1] != net.sizes[0]:
+            raise ValueError(f"Images of {X.shape[1]} pixels but the network's input layer has {net.sizes[0]}.")
+        if self.predictor == "softmax":
+            return self.readout_logits(net, X)
+        return goodness_per_label(net, X, self.n_classes, self.score_layers_of(net), self.eps)
+
+    def score_loss(self, net, scores, y):
+        return nnf.cross_entropy(scores, y, reduction="none")
+
+    # ---- fitting the network and the data
+    def check_compatible(self, net, data):
+        if data.y_train.dim() != 1:
+            raise ValueError("Forward-Forward classifies: the data needs integer labels, one per sample.")
+        if data.n_classes != self.n_classes:
+            raise ValueError(f"The data has {data.n_classes} classes, the rule embeds {self.n_classes} labels: "
+                             f"use ForwardForward(n_classes={data.n_classes}).")
+        if data.n_features != net.sizes[0]:
+            raise ValueError(f"The data has {data.n_features} features per sample but the network's input layer "
+                             f"has {net.sizes[0]} units: build it as MLP([{data.n_features}, ...]).")
+        if net.activation.name != "relu" or net.output_activation.name != "relu":
+            raise ValueError(f"Forward-Forward's layers are all ReLU layers (goodness of every layer, no output "
+                             f"layer): build MLP(sizes, activation='relu', output='relu'); got {net}.")
+        self.bind(net)
+        self.check_threshold(net, data.X_train[:256], data.y_train[:256])
+
+    @torch.no_grad()
+    def check_threshold(self, net, X, y):
+        """Fail in one line when the logistic σ(G − θ) is saturated for every sample of a learning
+        layer at the start: then positives and negatives cannot be told apart and the loss is stuck."""
+        acts = ff_forward(net, embed_label(X, y, self.n_classes), max(self.learning_layers(net)), self.eps)
+        for l in self.learning_layers(net):
+            g = goodness(acts[l - 1][1])
+            if bool(((g - self.threshold).abs() > 20).all()):
+                raise ValueError(f"threshold={self.threshold:g} is far from the goodness of layer {l} at the start "
+                                 f"(about {float(g.median()):.3g}): σ(G − θ) is saturated for every sample, so the loss "
+                                 f"is stuck; choose a threshold of the order of the goodness.")

@@ -1,0 +1,361 @@
+"""Chapter 7: the Forward-Forward rule against autograd and independent computations, its
+behaviour in training (greedy and simultaneous, both predictors, checkpoints), its clear messages
+on bad input, and the six exercise checks tested both ways."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib import data
+from course_lib.chapters import ch07
+from course_lib.checks import EXERCISES, ch07 as checks
+from course_lib.checks.core import TODO, Case, run_check
+from course_lib.network import MLP
+from course_lib.properties import ROWS, YES
+from course_lib.rules import forward_forward as ff
+from course_lib.rules.forward_forward import ForwardForward
+from course_lib.train import train
+
+
+def ff_net(sizes=(30, 7, 5), seed=0, dtype=torch.float64):
+    return MLP(list(sizes), "relu", "relu", seed=seed, device="cpu", dtype=dtype)
+
+
+def autograd_updates(net, X, y, y_neg, threshold, layers, R=None, readout_layers=None):
+    """FF's gradients the slow, obvious way: per-layer losses on detached inputs, torch autograd."""
+    Ws = [W.clone().requires_grad_() for W in net.W]
+    bs = [b.clone().requires_grad_() for b in net.b]
+
+    def forward(x):
+        acts = []
+        for W, b in zip(Ws, bs):
+            x_hat = (x / (x.pow(2).mean(1, keepdim=True).sqrt() + ff.EPS)).detach()
+            x = torch.relu(x_hat @ W.T + b)
+            acts.append(x)
+        return acts
+    onehot = lambda labels: torch.cat([F.one_hot(labels, 10).to(X.dtype), X[:, 10:]], dim=1)
+    pos, neg = forward(onehot(y)), forward(onehot(y_neg))
+    loss = sum(0.5 * (F.softplus(threshold - pos[l - 1].pow(2).mean(1)).mean()
+                      + F.softplus(neg[l - 1].pow(2).mean(1) - threshold).mean()) for l in layers)
+    if R is not None:
+        R = R.clone().requires_grad_()
+        neutral = forward(torch.cat([torch.full((len(X), 10), 0.1, dtype=X.dtype), X[:, 10:]], dim=1))
+        z = torch.cat([neutral[l - 1] / (neutral[l - 1].pow(2).mean(1, keepdim=True).sqrt() + ff.EPS)
+                       for l in readout_layers], 1).detach()
+        loss = loss + F.cross_entropy(z @ R.T, y)
+    loss.backward()
+    grads = {}
+    for l in layers:
+        grads[f"W{l}"], grads[f"b{l}"] = Ws[l - 1].grad, bs[l - 1].grad
+    if R is not None:
+        grads["R"] = R.grad
+    return grads, loss.detach()
+
+
+@pytest.mark.parametrize("sizes, layers", [((30, 7, 5), None), ((30, 6, 8, 4), [2]), ((25, 9), None),
+                                           ((30, 7, 5, 6), [1, 3])])
+@pytest.mark.parametrize("readout", [False, True])
+def test_updates_match_autograd(sizes, layers, readout):
+    """The hand-written Hebbian/anti-Hebbian updates are the gradients of the per-layer losses (and of
+    the readout's cross-entropy for R), for the layers that learn and only those."""
+    net = ff_net(sizes)
+    g = torch.Generator().manual_seed(1)
+    X, y = torch.rand(6, sizes[0], generator=g, dtype=torch.float64), torch.randint(10, (6,), generator=g)
+    rule = ForwardForward(threshold=1.0, layers=layers, readout=readout).bind(net)
+    if readout:
+        rule.R.normal_(generator=g)
+    state = rule.generator.get_state()
+    got, loss = rule.updates(net, X, y)
+    rule.generator.set_state(state)
+    y_neg = ff.negative_labels(y, 10, rule.generator)
+    learning = layers or list(range(1, len(sizes)))
+    expected, expected_loss = autograd_updates(net, X, y, y_neg, 1.0, learning, rule.R if readout else None,
+                                               rule.readout_layers_of(net))
+    assert set(got) == set(expected)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-9, atol=1e-12, msg=name)
+    torch.testing.assert_close(loss, expected_loss)
+
+
+def test_pieces():
+    X = torch.rand(4, 20)
+    pos = ff.embed_label(X, torch.tensor([0, 3, 9, 3]))
+    assert torch.equal(pos[:, 10:], X[:, 10:]) and torch.equal(pos[:, :10].argmax(1), torch.tensor([0, 3, 9, 3]))
+    assert torch.equal(pos[:, :10].sum(1), torch.ones(4)) and not torch.equal(pos, X)
+    assert torch.allclose(ff.embed_label(X, "neutral")[:, :10], torch.full((4, 10), 0.1))
+    assert torch.equal(ff.embed_label(X, 2), ff.embed_label(X, torch.full((4,), 2)))
+    h = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
+    assert torch.allclose(ff.goodness(h), torch.tensor([12.5, 0.0]))
+    n = ff.normalise(h)
+    assert torch.allclose(n.pow(2).mean(1), torch.tensor([1.0, 0.0])) and torch.isfinite(n).all()
+    big = torch.tensor([500.0])
+    assert torch.isfinite(ff.layer_loss(big, big, 2.0))
+
+
+def test_negative_labels_never_true_and_uniform():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(10, (50_000,), generator=g)
+    neg = ff.negative_labels(y, 10, g)
+    assert not (neg == y).any() and neg.min() >= 0 and neg.max() <= 9
+    counts = torch.bincount(neg[y == 4], minlength=10).float()
+    assert counts[4] == 0
+    others = counts[torch.arange(10) != 4]
+    assert (others / others.mean() - 1).abs().max() < 0.1
+
+
+def test_prediction_by_goodness_and_batch_of_one():
+    """scores: the goodness table of the chosen layers; a batch of one works; the argmax is the prediction."""
+    net = ff_net((30, 7, 5), dtype=torch.float32)
+    X = torch.rand(5, 30)
+    rule = ForwardForward(score_layers=[1, 2])
+    table = rule.scores(net, X)
+    assert table.shape == (5, 10)
+    manual = torch.stack([sum(ff.goodness(h) for _, h in ff.ff_forward(net, ff.embed_label(X, c))) for c in range(10)], 1)
+    torch.testing.assert_close(table, manual)
+    assert rule.predict(net, X[:1]).shape == (1,)
+    assert ForwardForward(readout=True, predictor="softmax").bind(net).predict(net, X[:1]).shape == (1,)
+    two = ch07.goodness_per_label(X.double(), *[p.double() for p in net.parameters()], 10)
+    torch.testing.assert_close(two.float(), table)
+
+
+def test_hebbian_identity_of_pepita_and_ff():
+    assert ch07.hebbian_gradient_gap() < 1e-12
+    assert ch07.hebbian_gradient_gap(seed=3, n_in=11, n_out=2, batch=1) < 1e-12
+
+
+# ---------------------------------------------------------------- bad input, one clear line each
+
+def test_bad_input_messages():
+    net = ff_net((30, 7, 5), dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"Labels must lie in 0\.\.9, got values from 0 to 12"):
+        ff.embed_label(torch.rand(2, 30), torch.tensor([0, 12]))
+    with pytest.raises(ValueError, match=r"flatten them with X\.reshape"):
+        ForwardForward().scores(net, torch.rand(2, 1, 5, 6))
+    with pytest.raises(ValueError, match="threshold must be positive"):
+        ForwardForward(threshold=0)
+    with pytest.raises(ValueError, match="needs the readout"):
+        ForwardForward(predictor="softmax")
+    with pytest.raises(ValueError, match=r"layers=\[3\], but the network has layers 1\.\.2"):
+        ForwardForward(layers=[3]).bind(net)
+    for error in [e for e in _messages(net)]:
+        assert "\n" not in error and len(error) < 300
+
+
+def _messages(net):
+    out = []
+    for call in (lambda: ff.embed_label(torch.rand(2, 30), torch.tensor([0, 12])),
+                 lambda: ForwardForward().scores(net, torch.rand(2, 1, 5, 6)),
+                 lambda: ForwardForward(threshold=-1)):
+        try:
+            call()
+        except ValueError as error:
+            out.append(str(error))
+    return out
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits", quick=False, device="cpu").subset(600, 300, 300)
+
+
+def test_saturating_threshold_and_wrong_network_are_refused(digits):
+    net = MLP([784, 32, 32], "relu", "relu", seed=0, device="cpu")
+    with pytest.raises(ValueError, match=r"threshold=500 is far from the goodness of layer 1 .*saturated.*stuck"):
+        train(net, ForwardForward(threshold=500), digits, lr=0.1, num_epochs=1, progress=False)
+    with pytest.raises(ValueError, match="activation='relu', output='relu'"):
+        train(MLP([784, 32, 10], "relu", "identity", "cross_entropy", device="cpu"), ForwardForward(), digits,
+              lr=0.1, num_epochs=1, progress=False)
+    with pytest.raises(ValueError, match="n_classes=10"):
+        train(net, ForwardForward(n_classes=5), digits, lr=0.1, num_epochs=1, progress=False)
+
+
+def test_simultaneous_training_learns_with_both_predictors(digits, tmp_path):
+    """All layers at once with the readout: accuracy far above chance by goodness and by softmax,
+    positive goodness above negative in layer 1; the readout R learns in its own param group
+    and is saved and restored by the checkpoint."""
+    net = MLP([784, 64, 64], "relu", "relu", seed=1, device="cpu")
+    rule = ForwardForward(readout=True, predictor="softmax", readout_lr=0.05)
+    kwargs = dict(lr=0.05, momentum=0.9, batch_size=50, progress=False,
+                  on_epoch=ch07.layer_tracker(digits.X_val, digits.y_val))
+    history = train(net, rule, digits, num_epochs=15, checkpoint=tmp_path / "ff.pt", **kwargs)
+    assert history["val_acc"][-1] > 0.7
+    assert ch07.accuracy_by(net, rule, digits.X_test, digits.y_test, "goodness") > 0.5
+    assert history["good_pos_1"][-1] > history["good_neg_1"][-1] + 0.2  # (layer 2 separates later)
+    groups = rule.param_groups(net, 0.5)
+    assert groups[1]["params"][0] is rule.R and groups[1]["lr"] == 0.05
+    net2, rule2 = MLP([784, 64, 64], "relu", "relu", seed=1, device="cpu"), ForwardForward(
+        readout=True, predictor="softmax", readout_lr=0.05)
+    train(net2, rule2, digits, num_epochs=15, checkpoint=tmp_path / "ff.pt", **kwargs)
+    assert torch.equal(rule2.R, rule.R) and torch.equal(net2.W[1], net.W[1])
+
+
+def test_greedy_training_trains_one_layer_at_a_time(digits):
+    net = MLP([784, 48, 48], "relu", "relu", seed=1, device="cpu")
+    W2_before = net.W[1].clone()
+    seen = []
+
+    def spy(net_, rule, data_):
+        seen.append((rule.layers, net_.W[1].clone()))
+    history = ch07.train_greedy(net, digits, epochs_per_layer=8, lr=0.05, batch_size=50, momentum=0.9,
+                                progress=False, on_epoch=spy)
+    assert history["epoch"] == list(range(17)) and history["layer"] == [0] + [1] * 8 + [2] * 8
+    assert all(torch.equal(W2, W2_before) for layers, W2 in seen if layers == [1])
+    assert not torch.equal(net.W[1], W2_before)
+    assert ch07.accuracy_by(net, ForwardForward(), digits.X_test, digits.y_test, "goodness") > 0.4
+
+
+def test_property_row():
+    assert ROWS["FF"].marks == (YES,) * 4 and ROWS["FF"].chapter == 7
+
+
+# ---------------------------------------------------------------- the checks, both ways
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+REFERENCE_CHECKS = {name: (getattr(ch07, name), EXERCISES[name]) for name in
+                    ("embed_label", "negative_labels", "goodness", "ff_layer_loss", "normalise_input",
+                     "goodness_per_label")}
+
+
+@pytest.mark.parametrize("name", REFERENCE_CHECKS)
+def test_reference_passes_and_stub_is_not_implemented(name, capsys):
+    reference, check = REFERENCE_CHECKS[name]
+    assert check(reference)
+    result = check(_stub)
+    assert not result and result.mistake == "not_implemented" and result.message.startswith(TODO)
+    assert capsys.readouterr().out.count("\n") == 2
+
+
+MISTAKE_SETS = [("embed_label", checks.embed_cases, checks.EMBED_MISTAKES, None),
+                ("goodness", checks.goodness_cases, checks.GOODNESS_MISTAKES, None),
+                ("ff_layer_loss", checks.loss_cases, checks.LOSS_MISTAKES, None),
+                ("normalise_input", checks.normalise_cases, checks.NORMALISE_MISTAKES, None),
+                ("goodness_per_label", checks.predict_cases, checks.PREDICT_MISTAKES, None)]
+MISTAKE_RUNS = [(name, m) for name, _, mistakes, _ in MISTAKE_SETS for m in mistakes]
+
+
+@pytest.mark.parametrize("name, mistake", MISTAKE_RUNS, ids=[f"{n}-{m.name}" for n, m in MISTAKE_RUNS])
+def test_each_named_mistake_is_caught(name, mistake):
+    cases = dict((n, c) for n, c, _, _ in MISTAKE_SETS)[name]()
+    keys = list(cases[0].inputs)
+
+    def learner(*args):
+        return mistake.compute(**dict(zip(keys, args)))
+    result = EXERCISES[name](learner, verbose=False)
+    assert not result and result.mistake == mistake.name, result.message
+
+
+def _no_eps(h, eps):
+    return h / h.pow(2).mean(1, keepdim=True).sqrt()
+
+
+def _perm(y, n, g):
+    return y[torch.randperm(len(y), generator=g)]
+
+
+def _next(y, n, g):
+    return (y + 1) % n
+
+
+def _biased(y, n, g):
+    r = torch.randint(0, n, y.shape, generator=g)
+    return torch.where(r == y, (y + 1) % n, r)
+
+
+def _global_rng(y, n, g):
+    return (y + torch.randint(1, n, y.shape)) % n
+
+
+def _floats(y, n, g):
+    return ((y + torch.randint(1, n, y.shape, generator=g)) % n).float()
+
+
+def _no_wrap(y, n, g):
+    return y + torch.randint(1, n, y.shape, generator=g)
+
+
+@pytest.mark.parametrize("name, fn, mistake", [
+    ("normalise_input", _no_eps, "no_eps"),
+    ("negative_labels", _perm, "true_label_drawn"),
+    ("negative_labels", _next, "not_random"),
+    ("negative_labels", _biased, "not_uniform"),
+    ("negative_labels", _global_rng, "ignores_generator"),
+    ("negative_labels", _floats, "dtype"),
+    ("negative_labels", _no_wrap, "out_of_range"),
+])
+def test_other_typical_mistakes(name, fn, mistake):
+    result = EXERCISES[name](fn, verbose=False)
+    assert not result and result.mistake == mistake, result.message
+
+
+def _embed_scatter(X, y, n):
+    out = X.clone()
+    out[:, :n] = torch.zeros(len(X), n, dtype=X.dtype).scatter(1, y[:, None], 1.0)
+    return out
+
+
+def _embed_cat(X, y, n):
+    return torch.cat([F.one_hot(y, n).to(X.dtype), X[:, n:]], dim=1)
+
+
+def _neg_rejection(y, n, g):
+    out = torch.randint(0, n, y.shape, generator=g)
+    while (out == y).any():
+        redo = out == y
+        out[redo] = torch.randint(0, n, (int(redo.sum()),), generator=g)
+    return out
+
+
+def _neg_skip(y, n, g):
+    r = torch.randint(0, n - 1, y.shape, generator=g)
+    return r + (r >= y).long()
+
+
+def _loss_logsigmoid(g_pos, g_neg, t):
+    return -0.5 * (F.logsigmoid(g_pos - t).mean() + F.logsigmoid(t - g_neg).mean())
+
+
+def _loss_bce(g_pos, g_neg, t):
+    logits = torch.cat([g_pos - t, g_neg - t])
+    targets = torch.cat([torch.ones_like(g_pos), torch.zeros_like(g_neg)])
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def _norm_functional(h, eps):
+    return F.normalize(h, dim=1) * h.shape[1] ** 0.5
+
+
+def _norm_inside(h, eps):
+    return h * torch.rsqrt(h.pow(2).mean(1, keepdim=True) + eps)
+
+
+def _table_batched(X, W1, b1, W2, b2, n):
+    """All labels in one batch with einsum: (n, N, pixels)."""
+    xs = X.unsqueeze(0).repeat(n, 1, 1)
+    xs[:, :, :n] = torch.eye(n, dtype=X.dtype)[:, None, :]
+    norm = lambda h: h / (h.pow(2).mean(-1, keepdim=True).sqrt() + 1e-8)
+    h1 = torch.relu(torch.einsum("kni,ji->knj", norm(xs), W1) + b1)
+    h2 = torch.relu(torch.einsum("kni,ji->knj", norm(h1), W2) + b2)
+    return (h1.pow(2).mean(-1) + h2.pow(2).mean(-1)).T
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("embed_label", _embed_scatter), ("embed_label", _embed_cat),
+    ("negative_labels", _neg_rejection), ("negative_labels", _neg_skip),
+    ("goodness", lambda h: torch.einsum("ni,ni->n", h, h) / h.shape[1]),
+    ("ff_layer_loss", _loss_logsigmoid), ("ff_layer_loss", _loss_bce),
+    ("normalise_input", _norm_functional), ("normalise_input", _norm_inside),
+    ("goodness_per_label", _table_batched),
+])
+def test_correct_answers_written_differently_pass(name, fn):
+    result = EXERCISES[name](fn, verbose=False)
+    assert result, result.message
+
+
+@pytest.mark.parametrize("name", REFERENCE_CHECKS)
+@pytest.mark.parametrize("hostile", [lambda *a: None, lambda *a: "x", lambda *a: 1 / 0,
+                                     lambda *a: torch.zeros(3, 3, dtype=torch.complex64)])
+def test_hostile_answers_fail_readably(name, hostile):
+    result = EXERCISES[name](hostile, verbose=False)
+    assert not result and result.mistake and "\n" not in result.message and len(result.message) < 700
