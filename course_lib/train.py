@@ -9,8 +9,8 @@ message and restores the last good state.
 
 ``checkpoint="runs/fa.pt"`` saves after every epoch and resumes (or just loads a finished run)
 when called again. The file is named after the run's settings, ``runs/fa-<fingerprint>.pt``:
-network, rule and its settings, optimiser, schedule, data and mode. Changing any of them trains a
-new run into another file instead of loading the old one.
+network, rule and its settings, the weights it starts from, optimiser, schedule, data and mode.
+Changing any of them trains a new run into another file instead of loading the old one.
 """
 import copy
 import hashlib
@@ -213,7 +213,17 @@ def run_settings(net, rule, data, scheduler, **training) -> dict:
                     **{k: v for k, v in scheduler.state_dict().items()
                        if isinstance(v, (bool, int, float, str, list, tuple, dict)) and not k.startswith("_")}}
     return {"network": net.config(), "rule": rule.config(), "data": data.identity(),
-            "quick_mode": quick_mode(), "schedule": json.loads(json.dumps(schedule, default=str)), **training}
+            "start": starting_point(net, rule), "quick_mode": quick_mode(),
+            "schedule": json.loads(json.dumps(schedule, default=str)), **training}
+
+
+def starting_point(net, rule) -> str:
+    """A fingerprint of the weights a run starts from (network and rule): a run that continues an
+    earlier one (a second stage, another layer's turn) is a different run from a fresh start."""
+    digest = hashlib.sha1()
+    for t in [*net.parameters(), *rule.owned().values()]:
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def fingerprinted(path, settings: dict) -> Path:

@@ -147,16 +147,17 @@ def test_fa_learns_and_aligns(digits):
     assert history["cos_W1"][-1] > 0.3 and abs(history["cos_W2"][-1] - 1) < 1e-5
 
 
-def test_state_dict_and_checkpoint(digits, tmp_path):
-    """B is saved with a checkpoint: a rerun with a fresh rule loads the same B and weights."""
+def test_state_dict_and_checkpoint(digits, tmp_path, capsys):
+    """B is saved with a checkpoint: a rerun with a fresh rule loads the run, B and weights included."""
     def run(rule):
         net = MLP([784, 16, 10], "relu", "identity", "cross_entropy", seed=1, device="cpu")
         train(net, rule, digits, lr=0.01, num_epochs=1, progress=False, checkpoint=tmp_path / "fa.pt")
         return net
     first, second = FeedbackAlignment(seed=0), FeedbackAlignment(seed=0)
     net1 = run(first)
-    second.bind(MLP([784, 16, 10], "relu", "identity", "cross_entropy", device="cpu")).B[0].zero_()
+    assert "Loaded" not in capsys.readouterr().out
     net2 = run(second)
+    assert "Loaded" in capsys.readouterr().out
     assert torch.equal(second.B[0], first.B[0])
     assert all(torch.equal(p, q) for p, q in zip(net1.parameters(), net2.parameters()))
 

@@ -160,6 +160,15 @@ def test_changed_settings_train_a_new_run(digits, tmp_path, capsys):
     assert again.checkpoint == first.checkpoint and "Loaded" in capsys.readouterr().out
 
 
+def test_a_run_that_continues_another_is_a_new_run(digits, tmp_path):
+    """Training on from trained weights (a second stage, the next layer's turn) is not the fresh run
+    with the same settings: it gets its own checkpoint."""
+    net = toy_net()
+    fresh = train(net, Backprop(), digits, lr=0.05, num_epochs=1, progress=False, checkpoint=tmp_path / "s.pt")
+    continued = train(net, Backprop(), digits, lr=0.05, num_epochs=1, progress=False, checkpoint=tmp_path / "s.pt")
+    assert continued.checkpoint != fresh.checkpoint and len(list(tmp_path.glob("s-*.pt"))) == 2
+
+
 def test_a_file_with_other_settings_is_refused(digits, tmp_path):
     """A checkpoint copied over another run's name is refused with the difference named."""
     a = train(toy_net(), Backprop(), digits, lr=0.05, num_epochs=1, progress=False, checkpoint=tmp_path / "a.pt")
