@@ -6,7 +6,7 @@
   repository).
 * No JavaScript errors in the browser: sphinx-thebe registers its inline configuration script
   twice under Jupyter Book (``const THEBE_JS_URL`` declared twice is a SyntaxError), so repeated
-  scripts are dropped from each page; and the theme is given a valid default colour mode (the
+  scripts are dropped from each page; and pages get a valid default colour mode, "auto" (the
   pydata theme logs "Got invalid theme mode" as an error otherwise).
 """
 
@@ -15,10 +15,11 @@ def configure(app, config):
     options = config.html_theme_options
     if not str(options.get("repository_url") or "").strip():
         options.pop("launch_buttons", None)
-    options.setdefault("default_mode", "light")
 
 
-def unique_scripts(app, pagename, templatename, context, doctree):
+def page_context(app, pagename, templatename, context, doctree):
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"  # follow the reader's system setting (light or dark)
     scripts, seen = context.get("script_files"), set()
     if not scripts:
         return
@@ -33,5 +34,5 @@ def unique_scripts(app, pagename, templatename, context, doctree):
 
 def setup(app):
     app.connect("config-inited", configure)
-    app.connect("html-page-context", unique_scripts, priority=999)  # after every extension has added its scripts
+    app.connect("html-page-context", page_context, priority=999)  # after every extension has added its scripts
     return {"parallel_read_safe": True, "parallel_write_safe": True}
