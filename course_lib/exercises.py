@@ -149,7 +149,7 @@ def write_nbgrader_course(course: Path, root: Path = ROOT) -> list:
     if not config.exists():
         config.write_text("c = get_config()  # noqa: F821\n"
                           "c.CourseDirectory.course_id = \"beyond-backprop\"\n"
-                          "# Run notebooks in the fast mode while validating and autograding.\n"
+                          "# seconds per cell; set COURSE_QUICK=1 in the shell for the fast mode\n"
                           "c.ExecutePreprocessor.timeout = 600\n")
         written.append(config)
     return written
