@@ -201,3 +201,21 @@ def test_colab_cell_installs_only_on_colab(tmp_path):
     finally:
         real.run = real_run
         sys.modules.pop("google.colab", None)
+
+
+def test_generator_adds_the_colab_cell_once_the_url_is_set(tmp_path):
+    """With repository.url set, regenerating gives book/ and solutions/ notebooks the install cell
+    first (once); with the url emptied again, regenerating removes it."""
+    import nbformat
+    from course_lib.exercises import COLAB_TAG, generate
+    (tmp_path / "solutions" / "ch").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch")]),
+                   tmp_path / "solutions" / "ch" / "x.ipynb")
+    for url, expected in (("https://github.com/example-org/beyond-backprop", 2), ("", 1)):
+        (tmp_path / "_config.yml").write_text(yaml.safe_dump({"repository": {"url": url}}))
+        for _ in range(2):
+            generate(root=tmp_path)
+        for folder in ("solutions", "book"):
+            cells = nbformat.read(tmp_path / folder / "ch" / "x.ipynb", as_version=4).cells
+            assert len(cells) == expected and cells[-1].source == "import torch"
+            assert (COLAB_TAG in cells[0].metadata.get("tags", [])) == bool(url)
