@@ -3,32 +3,12 @@ tests/test_book_build.py checks it; tests/test_site_browser.py then opens the sa
 instead of building it again. Set COURSE_SITE_DIR to a built site (the folder holding
 ``_build/html``) to test that site without building."""
 import os
-import shutil
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class BookBuild:
-    returncode: int
-    log: str
-    html: Path
-
-
-def jupyter_book_command() -> list:
-    """The jupyter-book of the Python running the tests (the virtualenv's), else the one on PATH."""
-    script = Path(sys.executable).parent / "jupyter-book"
-    if script.exists():
-        return [sys.executable, str(script)]
-    found = shutil.which("jupyter-book")
-    assert found, "jupyter-book is not installed: run `pip install -r requirements.txt`."
-    return [found]
+from book_build import REPO, BookBuild, jupyter_book_command
 
 
 @pytest.fixture(scope="session")

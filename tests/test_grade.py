@@ -4,7 +4,6 @@ command; grades.csv is checked cell by cell, the feedback and the class summary 
 the submissions folder is left exactly as it was."""
 import csv
 import hashlib
-import json
 import subprocess
 import sys
 
