@@ -152,6 +152,7 @@ def tiny_book(folder: Path, url: str) -> Path:
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     config["repository"]["url"] = url
     config["execute"]["execute_notebooks"] = "off"
+    config["html"]["favicon"] = str(REPO / config["html"]["favicon"])
     shutil.copy(REPO / "references.bib", folder)
     (folder / "_config.yml").write_text(yaml.safe_dump(config))
     (folder / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebook\n")
