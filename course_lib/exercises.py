@@ -6,8 +6,23 @@ markers ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes a stub that rais
 (so the notebook still runs to the end) and ``remove-output`` (so the built book stays clean).
 Outputs are stripped from both versions.
 
-    python -m course_lib.exercises          # regenerate book/ from solutions/
-    python -m course_lib.exercises --check  # exit 1 if book/ is out of date
+nbgrader: every exercise notebook carries nbgrader cell metadata, derived here and never written
+into ``solutions/`` (so nobody edits it by hand): each cell with a solution region is a solution
+cell whose ``grade_id`` is the name of the function it defines, and each check cell
+(``check_<exercise>(...)``) is a locked, autograded test cell ``check_<exercise>`` worth
+``POINTS`` (1 unless listed). ``--nbgrader COURSE`` writes the solutions, with the same metadata,
+as nbgrader's source notebooks into ``COURSE/source/<chapter folder>/``; there the check cells
+assert that the check passed (``assert check_x(x), ...``), so a failing check costs the cell's
+points. In ``book/`` the check cells stay plain calls, so the rendered book shows each check line
+once and a stub's check reads "not implemented yet" without a traceback.
+
+Launch buttons: when ``_config.yml`` names the repository (``repository: url:``), every notebook
+(book/ and solutions/) gets a first cell, tagged ``colab-install``, that installs ``course_lib``
+from that repository when it runs on Google Colab and does nothing elsewhere.
+
+    python -m course_lib.exercises                    # regenerate book/ from solutions/
+    python -m course_lib.exercises --check            # exit 1 if book/ is out of date
+    python -m course_lib.exercises --nbgrader COURSE  # write nbgrader source notebooks into COURSE/source/
 """
 import argparse
 import re
@@ -19,6 +34,9 @@ import nbformat
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 ROOT = Path(__file__).resolve().parents[1]
 DEF = re.compile(r"^\s*def (\w+)\(")
+CHECK_CALL = re.compile(r"^check_(\w+)\((.*)\)\s*;?\s*$")
+POINTS = {}  # exercise -> nbgrader points of its check cell; 1 unless listed
+COLAB_TAG = "colab-install"
 
 
 class MarkerError(ValueError):
@@ -67,8 +85,10 @@ def strip_outputs(nb):
 
 
 def make_exercise(nb, where: str = "notebook"):
-    """A copy of solution notebook ``nb`` with every solution region stubbed, outputs stripped."""
+    """A copy of solution notebook ``nb`` with every solution region stubbed, outputs stripped,
+    with nbgrader metadata."""
     nb = strip_outputs(nbformat.from_dict(nb))
+    add_nbgrader_metadata(nb)
     for k, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or (BEGIN not in cell.source and END not in cell.source):
             continue
@@ -76,6 +96,92 @@ def make_exercise(nb, where: str = "notebook"):
         if top_level:
             tags = cell.metadata.setdefault("tags", [])
             tags += [t for t in ("raises-exception", "remove-output") if t not in tags]
+    return nb
+
+
+def add_nbgrader_metadata(nb, assert_checks: bool = False):
+    """Mark (in place) solution-region cells as nbgrader solution cells and check cells as locked,
+    autograded test cells; with ``assert_checks`` a check cell asserts that its check passed."""
+    used = set()
+
+    def unique(name):
+        grade_id, n = name, 2
+        while grade_id in used:
+            grade_id, n = f"{name}_{n}", n + 1
+        used.add(grade_id)
+        return grade_id
+
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        call = CHECK_CALL.match(cell.source.strip()) if "\n" not in cell.source.strip() else None
+        if BEGIN in cell.source:
+            name = next((m.group(1) for m in map(DEF.match, cell.source.split("\n")) if m), f"answer_{k}")
+            cell.metadata["nbgrader"] = {"grade": False, "grade_id": unique(name), "locked": False,
+                                         "schema_version": 3, "solution": True, "task": False}
+        elif call:
+            exercise = call.group(1)
+            cell.metadata["nbgrader"] = {"grade": True, "grade_id": unique(f"check_{exercise}"), "locked": True,
+                                         "points": POINTS.get(exercise, 1), "schema_version": 3,
+                                         "solution": False, "task": False}
+            if assert_checks:
+                cell.source = (f"assert check_{exercise}({call.group(2)}), "
+                               f"\"{exercise} does not pass its check yet (see the line above).\"")
+    return nb
+
+
+def nbgrader_source(nb):
+    """nbgrader's source version of solution notebook ``nb``: outputs stripped, metadata added,
+    check cells asserting."""
+    return add_nbgrader_metadata(strip_outputs(nbformat.from_dict(nb)), assert_checks=True)
+
+
+def write_nbgrader_course(course: Path, root: Path = ROOT) -> list:
+    """Write every solution notebook as nbgrader source, ``course/source/<chapter>/<name>.ipynb``
+    (one nbgrader assignment per chapter folder), and a minimal nbgrader_config.py if missing."""
+    written = []
+    for solution in solution_paths(root):
+        target = course / "source" / solution.relative_to(root / "solutions")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render(nbgrader_source(nbformat.read(solution, as_version=4))))
+        written.append(target)
+    config = course / "nbgrader_config.py"
+    if not config.exists():
+        config.write_text("c = get_config()  # noqa: F821\n"
+                          "c.CourseDirectory.course_id = \"beyond-backprop\"\n"
+                          "# seconds per cell; set COURSE_QUICK=1 in the shell for the fast mode\n"
+                          "c.ExecutePreprocessor.timeout = 600\n")
+        written.append(config)
+    return written
+
+
+def repository_url(root: Path = ROOT) -> str:
+    """The repository's public URL from ``_config.yml`` (``repository: url:``), or ""."""
+    config = root / "_config.yml"
+    if not config.exists():
+        return ""
+    import yaml
+    data = yaml.safe_load(config.read_text()) or {}
+    return str((data.get("repository") or {}).get("url") or "").strip().rstrip("/")
+
+
+def colab_cell(url: str):
+    """The first cell of every notebook when the repository is known: installs course_lib on Colab."""
+    source = ("# On Google Colab, install the course's library first (this cell does nothing elsewhere).\n"
+              "import sys\n"
+              "if \"google.colab\" in sys.modules:\n"
+              "    import subprocess\n"
+              f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"git+{url}\"], check=True)")
+    return nbformat.v4.new_code_cell(source, metadata={"tags": [COLAB_TAG, "remove-cell"]})
+
+
+def with_colab_cell(nb, url: str):
+    """``nb`` with its Colab install cell replaced by one for ``url`` (removed when url is "")."""
+    nb.cells = [c for c in nb.cells if COLAB_TAG not in c.get("metadata", {}).get("tags", [])]
+    if url:
+        cell = colab_cell(url)
+        cell.id = "colab-install"
+        nb.cells.insert(0, cell)
     return nb
 
 
@@ -89,11 +195,9 @@ def render(nb) -> str:
 
 def generate(root: Path = ROOT, check: bool = False) -> list:
     """Write (or with ``check`` only compare) every exercise notebook; return the stale paths."""
-    stale = []
-    for solution in sorted((root / "solutions").rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in solution.parts:
-            continue
-        nb = nbformat.read(solution, as_version=4)
+    stale, url = [], repository_url(root)
+    for solution in solution_paths(root):
+        nb = with_colab_cell(nbformat.read(solution, as_version=4), url)
         clean_solution = render(strip_outputs(nbformat.from_dict(nb)))
         exercise = render(make_exercise(nb, str(solution.relative_to(root))))
         target = exercise_path(solution, root)
@@ -106,10 +210,20 @@ def generate(root: Path = ROOT, check: bool = False) -> list:
     return stale
 
 
+def solution_paths(root: Path = ROOT) -> list:
+    return [p for p in sorted((root / "solutions").rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Generate book/ exercise notebooks from solutions/.")
     parser.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1)")
+    parser.add_argument("--nbgrader", metavar="COURSE", type=Path,
+                        help="write the solutions as nbgrader source notebooks into COURSE/source/")
     args = parser.parse_args(argv)
+    if args.nbgrader:
+        for path in write_nbgrader_course(args.nbgrader):
+            print(f"wrote: {path}")
+        return
     try:
         stale = generate(check=args.check)
     except MarkerError as error:

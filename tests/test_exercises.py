@@ -186,7 +186,8 @@ MAGIC = re.compile(r"^\s*[%!].*$", re.M)
 
 def exercise_cells(path, marker):
     """The notebook's first code cell (imports and setup) and its exercise cells."""
-    code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    code = [c for c in nbformat.read(path, as_version=4).cells
+            if c.cell_type == "code" and "colab-install" not in c.metadata.get("tags", [])]  # Colab's install cell
     return code[:1] + [c for c in code[1:] if marker in c.source]
 
 
