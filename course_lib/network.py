@@ -32,12 +32,15 @@ class ForwardPass:
 
 def init_weight(n_out, n_in, scheme, generator, device, dtype):
     """A (n_out, n_in) weight matrix: "xavier" U(±√(6/(n_in+n_out))), "he" U(±√(6/n_in)),
-    or a float s for N(0, s²) like the seed tutorials."""
+    "normal_fan_sum" N(0, 1/(n_in+n_out)) (Akrout et al.'s code), or a float s for N(0, s²) like
+    the seed tutorials."""
+    if scheme == "normal_fan_sum":
+        scheme = math.sqrt(1 / (n_in + n_out))
     if isinstance(scheme, (int, float)):
         return torch.randn(n_out, n_in, generator=generator, dtype=dtype).mul_(scheme).to(device)
     bounds = {"xavier": math.sqrt(6 / (n_in + n_out)), "he": math.sqrt(6 / n_in)}
     if scheme not in bounds:
-        raise ValueError(f"Unknown init {scheme!r}: use 'xavier', 'he' or a standard deviation.")
+        raise ValueError(f"Unknown init {scheme!r}: use 'xavier', 'he', 'normal_fan_sum' or a standard deviation.")
     r = bounds[scheme]
     return (torch.rand(n_out, n_in, generator=generator, dtype=dtype) * 2 * r - r).to(device)
 

@@ -1,0 +1,44 @@
+"""The reproduction command (Chapter 8) in its quick mode: the same pipeline as the full runs, in
+seconds: estimate, train with checkpoints, write the tables; a second call loads instead of training."""
+import csv
+
+import pytest
+
+from course_lib import reproduce
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduction")
+    rows = reproduce.main(["--quick", "--out", str(out), "--device", "cpu"])
+    return out, rows
+
+
+def test_quick_run_writes_one_row_per_published_figure(quick_run, capsys):
+    out, rows = quick_run
+    assert [r["experiment"] for r in rows] == [e.key for e in reproduce.EXPERIMENTS]
+    with open(out / "reproduction.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["experiment"] for r in table] == [r["experiment"] for r in rows]
+    for row in table:
+        assert float(row["published (%)"]) > 97 and 0 <= float(row["course (%)"]) <= 100
+        assert row["source"] and row["data"]
+        assert float(row["gap (points)"]) == pytest.approx(float(row["course (%)"]) - float(row["published (%)"]), abs=0.011)
+    markdown = (out / "reproduction.md").read_text()
+    assert "quick pipeline check" in markdown and markdown.count("\n| ") == len(rows) + 1
+
+
+def test_a_second_call_loads_the_finished_runs(quick_run, capsys):
+    out, rows = quick_run
+    again = reproduce.main(["--quick", "--out", str(out), "--device", "cpu", "--chapter", "5"])
+    printed = capsys.readouterr().out
+    assert "estimated time" in printed and printed.count("Loaded") == len(again) == 3
+    assert {r["experiment"]: r["course (%)"] for r in again} == {r["experiment"]: r["course (%)"] for r in rows
+                                                                 if r["chapter"] == 5}
+
+
+def test_list_and_selection(capsys):
+    assert reproduce.main(["--list", "--only", "pepita"]) == []
+    assert "published 98.01" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="No experiment"):
+        reproduce.main(["--list", "--chapter", "42"])
