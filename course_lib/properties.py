@@ -47,6 +47,11 @@ ROWS = {
     # B is learned, never copied: ΔB_ik = h_i e_k uses the two ends of the feedback synapse; the
     # forward updates are FA's.
     "KP": Row("Kolen-Pollack", (YES, YES, NO, NO), 4),
+    # B learns from noise, never copied: ΔB_ij = ξ_i r_j uses the noise of the neuron the feedback
+    # synapse contacts and the response arriving at it (local); training is FA's, so activity is
+    # held until the error comes down layer by layer. The mirror phase (noise instead of data) is a
+    # separate mode of the circuit, not a frozen copy of activity.
+    "WM": Row("Weight mirroring", (YES, YES, NO, NO), 6),
 }
 
 
