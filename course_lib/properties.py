@@ -52,6 +52,11 @@ ROWS = {
     # layers, so no activity is held for a backward signal; every layer waits for both passes to
     # reach the output, with no backward sweep (update-locked like DFA).
     "PEPITA": Row("PEPITA", (YES, YES, YES, PARTLY), 5),
+    # B learns from noise, never copied: ΔB_ij = ξ_i r_j uses the noise of the neuron the feedback
+    # synapse contacts and the response arriving at it (local); training is FA's, so activity is
+    # held until the error comes down layer by layer. The mirror phase (noise instead of data) is a
+    # separate mode of the circuit, not a frozen copy of activity.
+    "WM": Row("Weight mirroring", (YES, YES, NO, NO), 6),
     # Nothing is sent backwards, so there are no feedback weights to transport; ΔW_ij = pre x̂_j ·
     # post h_i · σ(±(θ − G)), one number per layer and sample broadcast to the layer's synapses
     # (local); the update uses the activity of the pass itself, nothing returns to wait for (no

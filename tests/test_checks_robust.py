@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.chapters import ch01, ch02, ch03, ch04, ch05, ch07
+from course_lib.chapters import ch01, ch02, ch03, ch04, ch05, ch06, ch07
 from course_lib.checks import EXERCISES, ch01 as checks1, ch02 as checks2, ch03 as checks3, ch04 as checks4
-from course_lib.checks import ch05 as checks5, ch07 as checks7
+from course_lib.checks import ch05 as checks5, ch06 as checks6, ch07 as checks7
 from course_lib.checks import core, your_function_or_reference
 from course_lib.checks.core import CheckResult, Mistake, made, run_check
 
-REFERENCES = {name: getattr(module, name) for module in (ch01, ch02, ch03, ch04, ch05, ch07) for name in EXERCISES
+REFERENCES = {name: getattr(module, name) for module in (ch01, ch02, ch03, ch04, ch05, ch06, ch07) for name in EXERCISES
               if hasattr(module, name)}
 
 def as_output(out) -> dict:
@@ -38,6 +38,7 @@ MISTAKE_CHECKS = {
                                    core.normalise_grads),
     "kolen_pollack_step": (checks4.kp_cases(), ch04.kolen_pollack_step, checks4.KP_MISTAKES, checks4.normalise_step),
     "pepita_updates": (checks5.pepita_cases(), ch05.pepita_updates, checks5.PEPITA_MISTAKES, core.normalise_grads),
+    "mirror_update": (checks6.mirror_cases(), ch06.mirror_update, checks6.MIRROR_MISTAKES, as_output),
     "embed_label": (checks7.embed_cases(), ch07.embed_label, checks7.EMBED_MISTAKES, as_output),
     "goodness": (checks7.goodness_cases(), ch07.goodness, checks7.GOODNESS_MISTAKES, as_output),
     "ff_layer_loss": (checks7.loss_cases(), ch07.ff_layer_loss, checks7.LOSS_MISTAKES, as_output),

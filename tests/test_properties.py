@@ -68,7 +68,7 @@ def _tables(text: str) -> list:
     return [m.group(0).strip() for m in re.finditer(r"^\| rule \|.*?(?=\n(?!\|)|\Z)", text, re.M | re.S)]
 
 
-@pytest.mark.parametrize("chapter", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("chapter", [1, 2, 3, 4, 5, 6, 7])
 def test_chapter_pages_show_the_same_table(chapter):
     """One table everywhere: a chapter's index page shows every row up to that chapter, as generated."""
     page = next(BOOK.glob(f"0{chapter}_*/index.md")).read_text()

@@ -5,6 +5,7 @@ from .ch02 import (check_node_perturbation_update, check_weight_perturbation_upd
 from .ch03 import check_feedback_alignment_updates
 from .ch04 import check_kolen_pollack_step
 from .ch05 import check_pepita_updates
+from .ch06 import check_mirror_update
 from .ch07 import (check_embed_label, check_ff_layer_loss, check_goodness, check_goodness_per_label,
                    check_negative_labels, check_normalise_input)
 from .core import CheckResult, your_function_or_reference
@@ -20,6 +21,7 @@ EXERCISES = {
     "feedback_alignment_updates": check_feedback_alignment_updates,
     "kolen_pollack_step": check_kolen_pollack_step,
     "pepita_updates": check_pepita_updates,
+    "mirror_update": check_mirror_update,
     "embed_label": check_embed_label,
     "negative_labels": check_negative_labels,
     "goodness": check_goodness,
@@ -30,7 +32,8 @@ EXERCISES = {
 
 __all__ = ["check_backprop_two_layer", "check_local_factors", "check_weight_perturbation_update",
            "check_node_perturbation_update", "check_wp_empirical_moments", "check_wp_predicted_moments",
-           "check_feedback_alignment_updates", "check_kolen_pollack_step", "check_pepita_updates", "check_embed_label",
+           "check_feedback_alignment_updates", "check_kolen_pollack_step", "check_pepita_updates", "check_mirror_update",
+           "check_embed_label",
            "check_negative_labels", "check_goodness", "check_ff_layer_loss", "check_normalise_input",
            "check_goodness_per_label", "CheckResult",
            "your_function_or_reference", "EXERCISES"]

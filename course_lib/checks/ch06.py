@@ -1,0 +1,70 @@
+"""Checks for Chapter 6's exercise: the mirror update of one layer from a batch of noise."""
+import torch
+
+from ..chapters import ch06
+from .core import Case, CheckResult, Mistake, run_check
+
+
+def mirror_cases():
+    """A square case first (so ξ and r swapped keeps the shape and is named by its values), then odd
+    sizes, noise with a clear mean (so forgetting to centre it shows), two samples and float64."""
+    g = torch.Generator().manual_seed(6)
+    cases = []
+    for K, n_in, n_out, offset, std, decay, dtype in [
+            (12, 5, 5, 0.0, 0.3, 0.1, torch.float32),
+            (9, 7, 3, 0.4, 0.2, 0.05, torch.float32),
+            (2, 6, 4, -0.3, 0.5, 0.2, torch.float32),
+            (40, 11, 6, 0.25, 0.1, 0.01, torch.float64)]:
+        xi = offset + std * torch.randn(K, n_in, generator=g, dtype=dtype)
+        inputs = dict(xi=xi, W=torch.randn(n_out, n_in, generator=g, dtype=dtype),
+                      b=torch.randn(n_out, generator=g, dtype=dtype),
+                      B=torch.randn(n_in, n_out, generator=g, dtype=dtype), decay=decay)
+        mean = f"noise mean {offset:+g}, " if offset else ""
+        cases.append(Case(inputs, f"{K} noise samples, {n_in} inputs, {n_out} outputs, {mean}decay={decay} "
+                                  f"({str(dtype)[6:]})", K))
+    return cases
+
+
+def mirror_with(xi, W, b, B, decay, centre=True, nonlinear=True, swap=False, decay_sign=-1, per="mean",
+                centre_response_input=True):
+    """The mirror update with one ingredient changed: builds the wrong answers."""
+    centred = xi - xi.mean(0, keepdim=True)
+    x_out = centred if centre else xi                          # what multiplies r
+    x_in = centred if (centre and centre_response_input) else xi  # what drives the layer
+    a = x_in @ W.T + b
+    r = torch.sigmoid(a) if nonlinear else a
+    outer = r.T @ x_out if swap else x_out.T @ r
+    if per == "mean":
+        outer = outer / len(xi)
+    return outer + decay_sign * decay * (B.T if swap else B)
+
+
+MIRROR_MISTAKES = [
+    Mistake("swapped", lambda **c: mirror_with(**c, swap=True),
+            "ξ and r are swapped: rᵀ ξ / K has W's shape (n_out, n_in), but B stands in for Wᵀ, shape "
+            "(n_in, n_out). The feedback synapse B_ij runs from output j back to input i: ΔB = ξᵀ r / K - λ B."),
+    Mistake("not_centred", lambda **c: mirror_with(**c, centre=False),
+            "the noise was used as drawn; subtract its mean over the batch first, ξ ← ξ - mean(ξ). "
+            "Noise with a mean μ adds μ·mean(r)ᵀ to the update, a term that knows nothing of W."),
+    Mistake("centred_only_in_product", lambda **c: mirror_with(**c, centre_response_input=False),
+            "the layer was driven by the raw noise and only the product used the centred one: centre ξ "
+            "once, then use it for both the response r = sigmoid(ξ Wᵀ + b) and ξᵀ r / K."),
+    Mistake("decay_sign", lambda **c: mirror_with(**c, decay_sign=+1),
+            "the decay has the wrong sign: it must shrink B, ΔB = ξᵀ r / K - decay · B."),
+    Mistake("no_decay", lambda **c: mirror_with(**c, decay_sign=0),
+            "the decay is missing: ΔB = ξᵀ r / K - decay · B."),
+    Mistake("before_nonlinearity", lambda **c: mirror_with(**c, nonlinear=False),
+            "the response was taken before the nonlinearity: the rule uses what the layer's units send "
+            "out, r = sigmoid(ξ Wᵀ + b), not the pre-activation ξ Wᵀ + b."),
+    Mistake("summed", lambda **c: mirror_with(**c, per="sum"),
+            "the noise term is summed over the K samples instead of averaged: ΔB = ξᵀ r / K - decay · B."),
+]
+
+
+def check_mirror_update(fn, verbose=True) -> CheckResult:
+    """Chapter 6 exercise "The mirror update": compares with the library's ``mirror_update`` on four
+    cases (a square one, odd sizes, noise with a mean, two samples, float64)."""
+    return run_check("mirror_update", fn, mirror_cases(), ch06.mirror_update, MIRROR_MISTAKES,
+                     tolerance=1e-4, verbose=verbose,
+                     shape_hint="Shapes: xi (K, n_in), W (n_out, n_in), b (n_out,), B (n_in, n_out) like Wᵀ; "
+                                "the update has B's shape.")

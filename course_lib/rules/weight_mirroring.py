@@ -1,0 +1,291 @@
+"""Weight mirroring: feedback weights that learn from noise (Chapter 6).
+
+Feedback alignment (Chapter 3) sends the error down through fixed random matrices B. Akrout et al.
+(2019) let B *learn* the transposed forward weights from activity alone. In a **mirror phase** the
+layer below a forward matrix W (n_out, n_in) is driven by noise ξ (K samples, n_in units); the
+layer's response r = f(ξ Wᵀ + b) reaches the feedback synapses B (n_in, n_out), and each of them
+changes by the product of the noise at one end and the response at the other:
+
+    ξ ← ξ - mean_K(ξ)                          centred over the mirror batch          (K, n_in)
+    r  = f(ξ Wᵀ + b)                           the layer's response                    (K, n_out)
+    ΔB = ξᵀ r / K - λ B                        Hebbian, with a decay λ                 (n_in, n_out)
+
+For zero-mean noise with independent units of variance s² (Stein's lemma for Gaussian noise):
+
+    E[ξ rᵀ] = s² Wᵀ diag(E[f'(a)])  ≈  s² Wᵀ diag(f'(b))        (small noise)
+
+so B turns towards Wᵀ, each column scaled by the slope of its output unit, and with the decay it
+settles at B ≈ (s² / λ) Wᵀ diag(f'): λ sets the size of the feedback. The bias b drops out because
+the noise is centred (ξᵀ 1 = 0); with a mean μ ≠ 0 the term μ E[r]ᵀ, which knows nothing of W,
+would be learned too (Chapter 6 shows it).
+
+* :func:`mirror_update` — ΔB for one layer from a batch of noise (exercise 6.1's reference).
+* :class:`WeightMirroring` — feedback alignment whose B mirror Wᵀ: optionally ``premirror_steps``
+  mirror steps when the matrices are drawn (before training), then one mirror step with every
+  training step. Its updates include ``"B2"``, ... (uphill: ``-ξᵀ r / K``); B has its own optimiser
+  group with ``mirror_lr``, the decay ``mirror_decay`` and no momentum.
+* :class:`MirroredPEPITA` — PEPITA whose projection F = c · B₁ ⋯ B_L is built from one mirrored
+  matrix per layer (each shaped like W_lᵀ), so F turns towards (W_L ⋯ W_1)ᵀ; c keeps F's standard
+  deviation at its initial value (as the follow-up code of PEPITA rescales F after each mirror step).
+"""
+import math
+
+import torch
+
+from ..activations import get_activation
+from ..network import MLP
+from .feedback_alignment import FeedbackAlignment, random_feedback
+from .pepita import PEPITA, projection_matrix
+
+NOISES = ("gaussian", "uniform")
+
+
+def mirror_update(xi: torch.Tensor, W: torch.Tensor, b: torch.Tensor, B: torch.Tensor, decay: float,
+                  activation=torch.sigmoid) -> torch.Tensor:
+    """ΔB (n_in, n_out) of one mirror step for the layer a = ξ Wᵀ + b, from a batch of noise.
+
+    ``xi`` (K, n_in) is the noise as drawn; it is centred over the batch first. The response is
+    taken after the nonlinearity, r = activation(ξ Wᵀ + b). Returns ξᵀ r / K - decay · B: the change
+    to *add* to B (times a mirror learning rate)."""
+    xi = xi - xi.mean(dim=0, keepdim=True)            # (K, n_in), zero mean over the batch
+    r = activation(torch.addmm(b, xi, W.T))           # (K, n_out)
+    return xi.T @ r / len(xi) - decay * B             # (n_in, n_out), like Wᵀ
+
+
+def draw_noise(shape, std: float, kind: str, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """Zero-mean noise with independent entries of standard deviation ``std``: "gaussian", or
+    "uniform" on ±√3·std (Akrout et al.'s code draws uniform noise)."""
+    if kind == "gaussian":
+        return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype) * std
+    r = math.sqrt(3) * std
+    return (torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype) * 2 - 1) * r
+
+
+class Mirror:
+    """The mirror settings and the mirror step shared by :class:`WeightMirroring` and
+    :class:`MirroredPEPITA` (a mixin: the rules keep the settings as their own attributes)."""
+
+    def check_mirror_settings(self):
+        if self.noise_mean != 0:
+            raise ValueError(
+                f"noise_mean={self.noise_mean}: the mirror noise must have zero mean. With a mean μ the "
+                f"update learns μ·E[r]ᵀ on top of s²·Wᵀ, a term that points the same way for every input "
+                f"unit and knows nothing of W, so B stops mirroring Wᵀ. Use noise_mean=0 (the default).")
+        if not self.noise_std > 0:
+            raise ValueError(f"noise_std must be positive, got {self.noise_std}.")
+        if self.noise not in NOISES:
+            raise ValueError(f"noise is one of {NOISES}, got {self.noise!r}.")
+        if not self.mirror_lr > 0:
+            raise ValueError(f"mirror_lr must be positive, got {self.mirror_lr}.")
+        if self.mirror_decay < 0:
+            raise ValueError(f"mirror_decay must be zero or positive, got {self.mirror_decay}.")
+        if self.mirror_lr * self.mirror_decay >= 1:
+            raise ValueError(
+                f"mirror_lr × mirror_decay = {self.mirror_lr * self.mirror_decay:g}: each mirror step would "
+                f"multiply B by 1 - {self.mirror_lr * self.mirror_decay:g} ≤ 0, so B flips sign every step "
+                f"(and grows without bound above 2). Keep the product well below 1, e.g. mirror_lr="
+                f"{0.1 / self.mirror_decay:g} for this decay.")
+        if int(self.mirror_batch) != self.mirror_batch or self.mirror_batch < 2:
+            raise ValueError(f"mirror_batch (noise samples per mirror step) must be an integer ≥ 2, "
+                             f"got {self.mirror_batch}: one sample has no mean to remove.")
+        if int(self.premirror_steps) != self.premirror_steps or self.premirror_steps < 0:
+            raise ValueError(f"premirror_steps must be an integer ≥ 0, got {self.premirror_steps}.")
+
+    def response_of(self, net: MLP, layer: int):
+        """The nonlinearity of 0-based ``layer``'s response: the network's own, or ``response``."""
+        return net.activation_of(layer) if self.response == "layer" else get_activation(self.response)
+
+    def noise_generator(self, net: MLP) -> torch.Generator:
+        if getattr(self, "_noise_generator", None) is None:
+            self._noise_generator = torch.Generator(device=net.W[0].device).manual_seed(self.seed + 1)
+        return self._noise_generator
+
+    def mirror_directions(self, net: MLP, layers, K: int) -> list:
+        """[ξᵀ r / K for each 0-based layer in ``layers``]: one batch of K noise samples per layer,
+        all drawn at once per layer (no loop over samples)."""
+        g, out = self.noise_generator(net), []
+        for l in layers:
+            W, b = net.W[l], net.b[l]
+            xi = draw_noise((K, W.shape[1]), self.noise_std, self.noise, g, W)       # (K, n_in)
+            out.append(mirror_update(xi, W, b, torch.zeros((), device=W.device, dtype=W.dtype), 0.0,
+                                     self.response_of(net, l)))                       # (n_in, n_out)
+        return out
+
+    @torch.no_grad()
+    def mirror(self, net: MLP, num_steps: int, lr: float | None = None):
+        """``num_steps`` plain mirror steps, B ← B + lr (ξᵀ r / K - λ B), outside the optimiser (the
+        mirror phase before training). Raises, with B restored, when B blows up."""
+        matrices, layers = self.mirrored_matrices(net)
+        saved = [B.clone() for B in matrices]
+        lr = self.mirror_lr if lr is None else lr
+        for _ in range(int(num_steps)):
+            for B, D in zip(matrices, self.mirror_directions(net, layers, self.mirror_batch)):
+                B.mul_(1 - lr * self.mirror_decay).add_(D, alpha=lr)
+        if num_steps and not all(bool(torch.isfinite(B).all()) for B in matrices):
+            for B, B0 in zip(matrices, saved):
+                B.copy_(B0)
+            raise FloatingPointError(
+                f"The mirror phase made B infinite or NaN (mirror_lr={lr}, noise_std={self.noise_std}): "
+                f"B was restored to its value before the phase. Use a smaller mirror_lr.")
+        self.after_mirror(net)
+        return self
+
+    def after_mirror(self, net):
+        """Hook for rules whose feedback is built from the mirrored matrices (MirroredPEPITA)."""
+
+    def mirror_group(self, lr: float) -> dict:
+        """The optimiser group of the mirrored matrices: mirror lr (scaled by any schedule like the
+        forward lr), the mirror decay, no momentum (every mirror step is a fresh noise sample)."""
+        return {"params": list(self.learned().values()), "lr": self.mirror_lr,
+                "weight_decay": self.mirror_decay, "momentum": 0.0}
+
+
+class WeightMirroring(Mirror, FeedbackAlignment):
+    """Feedback alignment whose feedback matrices B_{l+1} (like W_{l+1}ᵀ) learn by weight mirroring.
+
+    ``noise_std`` (s) and ``noise`` ("gaussian" or "uniform") describe the mirror noise, which must
+    have zero mean (``noise_mean`` exists only to say so); ``mirror_batch`` noise samples per mirror
+    step; ``mirror_lr`` and ``mirror_decay`` (λ) step B; ``premirror_steps`` mirror steps are taken
+    when B is drawn (the mirror phase before training); ``response``: "layer" (the layer's own
+    nonlinearity) or an activation name. ``seed`` draws B and the noise; ``scale`` as in FA.
+    """
+    name = "WM"
+
+    def __init__(self, noise_std: float = 0.1, mirror_lr: float = 1.0, mirror_decay: float = 0.01,
+                 mirror_batch: int = 128, premirror_steps: int = 0, noise: str = "gaussian",
+                 noise_mean: float = 0.0, response: str = "layer", seed: int = 0, scale=None):
+        super().__init__(seed=seed, scale=scale)
+        self.noise_std, self.mirror_lr, self.mirror_decay = noise_std, mirror_lr, mirror_decay
+        self.mirror_batch, self.premirror_steps, self.noise = mirror_batch, premirror_steps, noise
+        self.noise_mean, self.response = noise_mean, response
+        self.check_mirror_settings()
+        self._noise_generator = None
+
+    def bind(self, net):
+        fresh = self.B is None
+        super().bind(net)
+        if fresh and net.num_layers < 2:
+            raise ValueError(f"Weight mirroring needs a feedback matrix, so at least one hidden layer; "
+                             f"got {net}.")
+        if fresh and self.premirror_steps:
+            self.mirror(net, self.premirror_steps)
+        return self
+
+    def learned(self) -> dict:
+        return self.owned()
+
+    def mirrored_matrices(self, net):
+        """(the matrices that mirror, the 0-based forward layers they mirror): B_{l+1} mirrors W_{l+1}."""
+        return self.feedback(net), range(1, net.num_layers)
+
+    def updates(self, net, X, y):
+        updates, loss = super().updates(net, X, y)             # FA's updates with the current B
+        directions = self.mirror_directions(net, range(1, net.num_layers), self.mirror_batch)
+        for name, D in zip(self.owned(), directions):
+            updates[name] = -D                                   # uphill: the optimiser subtracts it
+        return updates, loss
+
+    def param_groups(self, net, lr, weight_decay=0.0):
+        self.bind(net)
+        return [{"params": net.parameters(), "lr": lr, "weight_decay": weight_decay}, self.mirror_group(lr)]
+
+
+class MirroredPEPITA(Mirror, PEPITA):
+    """PEPITA whose F (n_in, n_out) is c · B₁ B₂ ⋯ B_L, each B_l (n_{l-1}, n_l) mirroring W_lᵀ.
+
+    The B_l start random (seeded, with W_l's standard deviation) and learn by weight mirroring with
+    one mirror step per training step (``premirror_steps`` more when they are drawn); c rescales
+    the product to the standard deviation of PEPITA's initial F (``F_scale``), so only F's direction
+    learns. Needs ``sign=-1``: mirroring turns F towards +(W_L ⋯ W_1)ᵀ, which is the direction that
+    helps with x - F e. Other arguments as in :class:`PEPITA` and :class:`WeightMirroring`.
+    """
+    name = "PEPITA+WM"
+
+    def __init__(self, F_scale: float = 0.05, sign: int = -1, output_error: str = "modulated",
+                 keep: float = 1.0, normalise: bool = False, update: str = "difference",
+                 noise_std: float = 0.1, mirror_lr: float = 0.01, mirror_decay: float = 1e-4,
+                 mirror_batch: int = 64, premirror_steps: int = 0, noise: str = "gaussian",
+                 noise_mean: float = 0.0, response: str = "layer", seed: int = 0):
+        super().__init__(F_scale=F_scale, sign=sign, output_error=output_error, keep=keep,
+                         normalise=normalise, update=update, seed=seed)
+        if sign != -1:
+            raise ValueError("MirroredPEPITA needs sign=-1 (x - F e): mirroring turns F towards "
+                             "+(W_L ⋯ W_1)ᵀ, which only helps with that convention.")
+        self.noise_std, self.mirror_lr, self.mirror_decay = noise_std, mirror_lr, mirror_decay
+        self.mirror_batch, self.premirror_steps, self.noise = mirror_batch, premirror_steps, noise
+        self.noise_mean, self.response = noise_mean, response
+        self.check_mirror_settings()
+        self.Bs, self.F_std, self._noise_generator = None, None, None
+
+    def bind(self, net):
+        if self.Bs is None:
+            if net.num_layers < 2:
+                raise ValueError(f"PEPITA needs at least one hidden layer; got {net}.")
+            g = torch.Generator().manual_seed(self.seed)
+            F0 = projection_matrix(net.sizes[0], net.sizes[-1], self.F_scale, g, net.W[0])
+            self.F_std = float(F0.std())
+            self.Bs = [random_feedback(tuple(W.T.shape), W, g) for W in net.W]
+            self.refresh_F()
+            super().bind(net)
+            if self.premirror_steps:
+                self.mirror(net, self.premirror_steps)
+        elif [tuple(B.shape) for B in self.Bs] != [tuple(W.T.shape) for W in net.W]:
+            raise ValueError(f"This rule's mirrored matrices have shapes {[tuple(B.shape) for B in self.Bs]}, "
+                             f"the network needs {[tuple(W.T.shape) for W in net.W]}: create a new rule.")
+        return super().bind(net)
+
+    def refresh_F(self):
+        """F = c · B₁ ⋯ B_L with c such that F's standard deviation is the initial one."""
+        with torch.no_grad():
+            product = self.Bs[0]
+            for B in self.Bs[1:]:
+                product = product @ B                                      # (n_in, n_l)
+            self.F = product * (self.F_std / product.std().clamp_min(1e-30))
+        return self.F
+
+    def after_mirror(self, net):
+        self.refresh_F()
+
+    def owned(self) -> dict:
+        return {f"B{l}": B for l, B in enumerate(self.Bs or [], start=1)}
+
+    def learned(self) -> dict:
+        return self.owned()
+
+    def mirrored_matrices(self, net):
+        return self.Bs, range(net.num_layers)
+
+    def updates(self, net, X, y):
+        self.bind(net)
+        self.refresh_F()                                   # the B_l moved in the last optimiser step
+        updates, loss = super().updates(net, X, y)
+        for name, D in zip(self.owned(), self.mirror_directions(net, range(net.num_layers), self.mirror_batch)):
+            updates[name] = -D
+        return updates, loss
+
+    def feedback_pairs(self, net):
+        self.bind(net)
+        self.refresh_F()
+        return super().feedback_pairs(net)
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.refresh_F()
+
+    def param_groups(self, net, lr, weight_decay=0.0):
+        self.bind(net)
+        return [{"params": net.parameters(), "lr": lr, "weight_decay": weight_decay}, self.mirror_group(lr)]
+
+
+def mirror_phase(rule, net: MLP, num_steps: int):
+    """Run a mirror phase of ``num_steps`` steps for ``rule`` on ``net`` (before training, or between
+    epochs): only rules that own mirrored matrices can; others are told what to use instead."""
+    if isinstance(rule, Mirror):
+        return rule.bind(net).mirror(net, num_steps)
+    if not rule.bind(net).owned():
+        raise TypeError(f"{type(rule).__name__} has no feedback matrix of its own to mirror (backprop sends "
+                        f"the error through Wᵀ itself). Weight mirroring needs a rule with feedback "
+                        f"weights: WeightMirroring (feedback alignment) or MirroredPEPITA.")
+    raise TypeError(f"{type(rule).__name__}'s feedback matrices do not learn. To mirror them, use "
+                    f"WeightMirroring(...) in the place of feedback alignment, or MirroredPEPITA(...) "
+                    f"in the place of PEPITA (same settings, plus the mirror's).")
