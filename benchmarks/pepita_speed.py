@@ -7,8 +7,10 @@ that loop (same maths, written the tutorial's way, with its DataLoader of PIL im
 course_lib keeps the data on the device, slices minibatches by index, and steps every tensor with
 one torch optimiser.
 
-It also times the float32 matrix products a PEPITA step consists of, back to back, as the machine's
-bound at these shapes, and reports course_lib's FLOP rate against it.
+It also times the float32 matrix products a PEPITA step consists of, back to back: as the algorithm
+reads, and as course_lib computes them (the modulated first layer as a low-rank change of the clean
+one), and reports course_lib's time against both. All sides take turns, slice by slice, so that
+load from other processes hits them alike.
 
 Usage: ``python benchmarks/pepita_speed.py [--device cuda] [--samples 50000] [--naive-batches 200]``.
 """
@@ -37,11 +39,15 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def step_flops(batch=BATCH, sizes=SIZES) -> int:
-    """Multiply-adds ×2 of one PEPITA step: two forward passes, e Fᵀ, and the two outer products."""
+def step_flops(plain: bool, batch=BATCH, sizes=SIZES) -> int:
+    """Floating-point operations (2 per multiply-add) of the matrix products of one PEPITA step.
+    ``plain``: as the algorithm reads (two full forward passes, e Fᵀ, two outer products). The course
+    computes the modulated first layer as a₁ ± e (W₁F)ᵀ instead: one (n_h, n_in)(n_in, n_out)
+    product and a rank-n_out update in place of a full (batch, n_in)(n_in, n_h) product."""
     n_in, n_h, n_out = sizes
-    forward = n_in * n_h + n_h * n_out
-    return 2 * batch * (2 * forward + n_out * n_in + n_h * n_in + n_out * n_h)
+    first = n_in * n_h if plain else (n_h * n_in * n_out / batch + n_out * n_h)
+    per_sample = (n_in * n_h + n_h * n_out) + (first + n_h * n_out) + n_out * n_in + n_h * n_in + n_out * n_h
+    return int(2 * batch * per_sample)
 
 
 # ---------------------------------------------------------------- the tutorial's way
@@ -73,7 +79,8 @@ class TutorialNet(torch.nn.Module):
         return nnf.softmax(self.fc2(x), dim=1)
 
 
-def naive_epoch(net, F, loader, max_batches, velocity):
+def naive_batches(net, F, loader, max_batches, velocity) -> int:
+    """Up to ``max_batches`` PEPITA steps the tutorial's way; returns how many ran."""
     activation = {}
     hooks = [layer.register_forward_hook(lambda m, i, o, name=name: activation.__setitem__(name, o.detach()))
              for name, layer in net.named_modules() if name]
@@ -102,36 +109,31 @@ def naive_epoch(net, F, loader, max_batches, velocity):
     return done
 
 
-# ---------------------------------------------------------------- course_lib
+# ---------------------------------------------------------------- the bare products
 
-def course_epoch(net, rule, optimizer, X, y, generator, max_batches=None):
-    loss = torch.zeros((), device=X.device)
-    for i, idx in enumerate(minibatches(len(X), BATCH, generator, X.device)):
-        if i == max_batches:
-            break
-        loss += rule.step(net, X[idx], y[idx], optimizer)
-    return float(loss)
-
-
-def gemm_bound(device, repeats=50) -> float:
-    """Seconds for the float32 products of one PEPITA step, issued back to back."""
+def matrix_products(device, plain: bool):
+    """A function issuing the float32 products of one PEPITA step back to back (``step_flops``)."""
     n_in, n_h, n_out = SIZES
-    A = torch.rand(BATCH, n_in, device=device)
+    A, F = torch.rand(BATCH, n_in, device=device), torch.rand(n_in, n_out, device=device)
     W1, W2 = torch.rand(n_h, n_in, device=device), torch.rand(n_out, n_h, device=device)
-    H, E, F = torch.rand(BATCH, n_h, device=device), torch.rand(BATCH, n_out, device=device), torch.rand(n_in, n_out, device=device)
+    H, E = torch.rand(BATCH, n_h, device=device), torch.rand(BATCH, n_out, device=device)
 
     def products():
-        for _ in range(2):
-            A @ W1.T, H @ W2.T
-        E @ F.T, H.T @ A, E.T @ H
+        A @ W1.T, H @ W2.T                                   # clean pass
+        if plain:
+            A @ W1.T                                         # modulated first layer, in full
+        else:
+            E @ (F.T @ W1.T)                                 # ... or as a low-rank change
+        H @ W2.T, E @ F.T, H.T @ A, E.T @ H                  # modulated output, x̃, the two updates
+    return products
 
-    products()
+
+def timed(fn, device) -> float:
     synchronize(device)
     start = time.perf_counter()
-    for _ in range(repeats):
-        products()
+    fn()
     synchronize(device)
-    return (time.perf_counter() - start) / repeats
+    return time.perf_counter() - start
 
 
 def main(argv=None):
@@ -139,6 +141,7 @@ def main(argv=None):
     parser.add_argument("--device", default=None, help="cpu, cuda or mps for course_lib (default: best available)")
     parser.add_argument("--samples", type=int, default=50_000, help="training samples per epoch (default 50,000)")
     parser.add_argument("--naive-batches", type=int, default=200, help="batches of the naive loop to time (default 200)")
+    parser.add_argument("--slices", type=int, default=10, help="turns each side takes (default 10)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes of the naive loop "
                                                                "(default 2, as in the tutorial)")
     args = parser.parse_args(argv)
@@ -156,31 +159,55 @@ def main(argv=None):
     net = MLP(list(SIZES), "relu", "identity", "cross_entropy", seed=0, device=device)
     rule = PEPITA(seed=0)
     optimizer = make_optimizer(net, rule, LR, MOMENTUM)
-    course_epoch(net, rule, optimizer, X, y, torch.Generator().manual_seed(1), max_batches=20)   # warm-up
-    synchronize(device)
-    start = time.perf_counter()
-    course_epoch(net, rule, optimizer, X, y, torch.Generator().manual_seed(2))
-    synchronize(device)
-    ours = time.perf_counter() - start
-
+    order = minibatches(args.samples, BATCH, torch.Generator().manual_seed(2), device)
     tutorial = TutorialNet()
+    velocity = [torch.zeros_like(w) for w in tutorial.parameters()]
     F = rule.F.cpu()
     loader = torch.utils.data.DataLoader(PILImages(images.reshape(-1, 28, 28).numpy(), labels.numpy()),
                                          batch_size=BATCH, shuffle=True, num_workers=args.workers)
-    velocity = [torch.zeros_like(w) for w in tutorial.parameters()]
-    naive_epoch(tutorial, F, loader, 5, velocity)                                                 # warm-up
-    start = time.perf_counter()
-    done = naive_epoch(tutorial, F, loader, args.naive_batches, velocity)
-    naive = (time.perf_counter() - start) / done * n_batches
+    batches = iter(loader)
+    plain, ours_products = matrix_products(device, plain=True), matrix_products(device, plain=False)
 
-    bound = gemm_bound(device) * n_batches
-    flops = step_flops() * n_batches
-    print(f"course_lib PEPITA ({device.type}, float32):       {ours:7.2f} s/epoch   {flops / ours / 1e9:6.1f} GFLOP/s")
-    print(f"tutorial loop (cpu, DataLoader + hooks):  {naive:7.2f} s/epoch   (timed {done} batches, extrapolated, "
-          f"{args.workers} loader workers)")
-    print(f"matrix products alone (bound):            {bound:7.2f} s/epoch   {flops / bound / 1e9:6.1f} GFLOP/s")
-    print(f"course_lib is {naive / ours:.1f}x faster than the tutorial's loop, and takes {ours / bound:.2f}x "
-          f"the time of its matrix products alone")
+    def course_slice(k, per):
+        for idx in order[k * per:(k + 1) * per]:
+            rule.step(net, X[idx], y[idx], optimizer)
+
+    def naive_slice(per):
+        nonlocal batches
+        done = naive_batches(tutorial, F, batches, per, velocity)
+        if done < per:                                       # the loader ran out: a new epoch
+            batches = iter(loader)
+            naive_batches(tutorial, F, batches, per - done, velocity)
+
+    def repeat(fn, times):
+        return lambda: [fn() for _ in range(times)]
+
+    course_slice(0, 20), naive_slice(5), plain(), ours_products()                  # warm-up
+    slices, per = args.slices, n_batches // args.slices
+    per_naive = max(1, args.naive_batches // slices)
+    seconds = {"course": [], "naive": [], "plain": [], "own": []}
+    for k in range(slices):   # taking turns, so that other processes' load hits every side alike
+        seconds["course"].append(timed(lambda: course_slice(k, per), device) / per)
+        seconds["naive"].append(timed(lambda: naive_slice(per_naive), device) / per_naive)
+        seconds["plain"].append(timed(repeat(plain, per), device) / per)
+        seconds["own"].append(timed(repeat(ours_products, per), device) / per)
+    epoch = {key: n_batches * sum(v) / len(v) for key, v in seconds.items()}
+    median = {key: n_batches * sorted(v)[len(v) // 2] for key, v in seconds.items()}
+    plain_flops, own_flops = step_flops(True) * n_batches, step_flops(False) * n_batches
+    print(f"  {slices} turns each: course_lib {per} batches, the tutorial's loop {per_naive} (extrapolated), "
+          f"the bare products {per} steps' worth; s/epoch from all turns (median turn in brackets)")
+    print(f"course_lib PEPITA ({device.type}, float32):   {epoch['course']:7.2f} s/epoch ({median['course']:.2f})")
+    print(f"tutorial loop (DataLoader, hooks, .item()): {epoch['naive']:7.2f} s/epoch ({median['naive']:.2f}), "
+          f"{args.workers} loader workers")
+    print(f"the algorithm's products alone:           {epoch['plain']:7.2f} s/epoch ({median['plain']:.2f}), "
+          f"{plain_flops / epoch['plain'] / 1e9:.1f} GFLOP/s: the machine's float32 rate at these shapes")
+    print(f"course_lib's products alone:              {epoch['own']:7.2f} s/epoch ({median['own']:.2f}): "
+          f"{own_flops / plain_flops:.2f} of the algorithm's operations")
+    print(f"course_lib is {epoch['naive'] / epoch['course']:.1f}x faster than the tutorial's loop "
+          f"({median['naive'] / median['course']:.1f}x by the median turn); it takes "
+          f"{epoch['course'] / epoch['own']:.2f}x the time of its own products and "
+          f"{epoch['course'] / epoch['plain']:.2f}x the time of the algorithm's products; its effective rate "
+          f"is {plain_flops / epoch['course'] / 1e9:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

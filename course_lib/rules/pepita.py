@@ -92,12 +92,13 @@ class PEPITA(LearningRule):
         return {} if self.F is None else {"F": self.F}
 
     # ---- the two passes
-    def forward(self, net: MLP, X, masks=None) -> ForwardPass:
+    def forward(self, net: MLP, X, masks=None, a_1=None) -> ForwardPass:
         """A forward pass with this rule's options: hidden activity normalised and/or multiplied by
-        the dropout ``masks`` (one (batch, n_l) tensor per hidden layer, already divided by keep)."""
+        the dropout ``masks`` (one (batch, n_l) tensor per hidden layer, already divided by keep).
+        ``a_1``: the first layer's pre-activation, when it is already known."""
         h, a = [X], []
         for l, (W, b) in enumerate(zip(net.W, net.b)):
-            a_l = torch.addmm(b, h[-1], W.T)                                   # (batch, n_l)
+            a_l = a_1 if l == 0 and a_1 is not None else torch.addmm(b, h[-1], W.T)   # (batch, n_l)
             h_l = net.activation_of(l)(a_l)
             if l < net.num_layers - 1:
                 if self.normalise:                                             # RMS over the batch: 1
@@ -124,8 +125,10 @@ class PEPITA(LearningRule):
         masks = self.dropout_masks(net, len(X))
         clean = self.forward(net, X, masks)
         e = output_error(net, clean, T)                                        # (batch, n_out)
-        modulated = self.forward(net, X + self.sign * (e @ self.F.T), masks)  # x̃ = x ± e Fᵀ
-        return clean, modulated, e, T
+        X_mod = X + self.sign * (e @ self.F.T)                                 # x̃ = x ± e Fᵀ: (batch, n_in)
+        # ã₁ = x̃ W₁ᵀ + b₁ = a₁ ± e (W₁F)ᵀ: the modulated pass reuses the clean pass's largest product
+        a_1 = torch.addmm(clean.a[0], e, self.F.T @ net.W[0].T, alpha=self.sign)   # (W₁F)ᵀ = FᵀW₁ᵀ: (n_out, n_1)
+        return clean, self.forward(net, X_mod, masks, a_1=a_1), e, T
 
     def updates(self, net: MLP, X, y):
         clean, mod, e, T = self.passes(net, X, y)
