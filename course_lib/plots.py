@@ -4,6 +4,7 @@ Figures are sized for the book's text column (:data:`COLUMN_WIDTH`): a wider fig
 fit the column, and its labels with it. :func:`panels` lays out several panels in rows of two.
 """
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 COLUMN_WIDTH = 8.0   # inches: about the width of the book's text column at matplotlib's default dpi
 PANEL_HEIGHT = 3.2   # inches per row of panels
@@ -34,6 +35,12 @@ def panels(n: int, height: float = PANEL_HEIGHT, width: float = COLUMN_WIDTH):
     return fig, axes[:n]
 
 
+def epoch_axis(ax):
+    """Label the x axis "epoch", with whole epochs only on its ticks."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_learning_curves(histories: dict, key: str = "val_acc", ax=None, label_suffix=""):
     """One line per run: ``histories`` maps a label to a :class:`course_lib.train.History`.
     Accuracies are drawn in percent; epoch 0 is the network before training (the training loss,
@@ -44,7 +51,7 @@ def plot_learning_curves(histories: dict, key: str = "val_acc", ax=None, label_s
         if key.endswith("_acc"):
             values = [100 * v for v in values]
         ax.plot(history["epoch"], values, marker="o", markersize=3, label=f"{label}{label_suffix}")
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel(LABELS.get(key, key))
     ax.legend(fontsize="small")
     return fig
@@ -91,7 +98,7 @@ def plot_metric(histories: dict, key: str, ylabel: str, ax=None, reference=None)
             ax.plot(history["epoch"], history[key], marker="o", markersize=3, label=label)
     if reference is not None:
         ax.axhline(reference, color="gray", linestyle=":", label="backprop")
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize="small")
     return fig
