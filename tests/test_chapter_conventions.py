@@ -113,3 +113,15 @@ def test_every_glued_number_is_glued(path):
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for name in re.findall(r"\{glue:?[a-z]*\}`([^`]+)`", markdown):
         assert any(re.fullmatch(p, name) for p in patterns), f"{{glue:}}`{name}` is never glued"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_name_is_glued_twice(path):
+    """The build warns (and fails) when two cells glue the same name: a literal name may be glued
+    once, and never also by an f-string pattern."""
+    source = code(nbformat.read(path, as_version=4))
+    literal = re.findall(r'glue\("([^"]+)"', source)
+    assert len(literal) == len(set(literal)), f"glued twice: {sorted({n for n in literal if literal.count(n) > 1})}"
+    patterns = [p for p in glue_patterns(source) if ".+" in p]
+    for name in literal:
+        assert not any(re.fullmatch(p, name) for p in patterns), f"{name} is glued twice (also by a pattern)"
