@@ -1,5 +1,17 @@
-"""Plot helpers: each draws into an ``ax`` (a new figure when none is given) and returns the figure."""
+"""Plot helpers: each draws into an ``ax`` (a new figure when none is given) and returns the figure.
+
+Figures are sized for the book's text column (:data:`COLUMN_WIDTH`): a wider figure is shrunk to
+fit the column, and its labels with it. :func:`panels` lays out several panels in rows of two.
+"""
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+COLUMN_WIDTH = 8.0   # inches: about the width of the book's text column at matplotlib's default dpi
+PANEL_HEIGHT = 3.2   # inches per row of panels
+
+LABELS = {"val_acc": "validation accuracy (%)", "test_acc": "test accuracy (%)",
+          "train_acc": "training accuracy (%)", "train_loss": "training loss",
+          "val_loss": "validation loss", "test_loss": "test loss"}
 
 
 def new_ax(ax, size=(5, 3.5)):
@@ -8,19 +20,40 @@ def new_ax(ax, size=(5, 3.5)):
     return ax.figure, ax
 
 
+def panels(n: int, height: float = PANEL_HEIGHT, width: float = COLUMN_WIDTH):
+    """A figure of ``n`` panels at the width of the book's column, in rows of at most two (a lone
+    panel in the last row keeps the size of the others). Returns ``(fig, [ax, ...])``, n axes."""
+    if n < 1:
+        raise ValueError(f"n is the number of panels, at least 1, got {n}.")
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(width if cols == 2 else width * 0.6, height * rows),
+                             layout="constrained", squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
+def epoch_axis(ax):
+    """Label the x axis "epoch", with whole epochs only on its ticks."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_learning_curves(histories: dict, key: str = "val_acc", ax=None, label_suffix=""):
     """One line per run: ``histories`` maps a label to a :class:`course_lib.train.History`.
-    Accuracies are drawn in percent; epoch 0 is the network before training."""
+    Accuracies are drawn in percent; epoch 0 is the network before training (the training loss,
+    a mean over an epoch's batches, starts at epoch 1)."""
     fig, ax = new_ax(ax)
     for label, history in histories.items():
         values = history[key]
         if key.endswith("_acc"):
             values = [100 * v for v in values]
         ax.plot(history["epoch"], values, marker="o", markersize=3, label=f"{label}{label_suffix}")
-    split, _, what = key.partition("_")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel({"acc": "accuracy (%)", "loss": "loss"}.get(what, key) + f" ({split})")
-    ax.legend()
+    epoch_axis(ax)
+    ax.set_ylabel(LABELS.get(key, key))
+    ax.legend(fontsize="small")
     return fig
 
 
@@ -65,9 +98,9 @@ def plot_metric(histories: dict, key: str, ylabel: str, ax=None, reference=None)
             ax.plot(history["epoch"], history[key], marker="o", markersize=3, label=label)
     if reference is not None:
         ax.axhline(reference, color="gray", linestyle=":", label="backprop")
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel(ylabel)
-    ax.legend()
+    ax.legend(fontsize="small")
     return fig
 
 

@@ -5,7 +5,7 @@ exercise is left unfinished) and the small simulations that make the four proble
 """
 from ..network import MLP, ForwardPass
 from ..rules import Backprop, LearningRule, output_error, outer_product_updates, propagate_errors
-from .common import as_updates, exercise_grads, require_chapter_network
+from .common import as_updates, exercise_grads, learner_rule_name, require_chapter_network
 
 
 def backprop_two_layer(X, T, W1, b1, W2, b2) -> dict:
@@ -21,8 +21,8 @@ class TwoLayerFunctionRule(LearningRule):
 
     unrecorded = ("fn", "name")  # any function that passes the check computes backprop's gradient
 
-    def __init__(self, fn, name="your backprop"):
-        self.fn, self.name = fn, name
+    def __init__(self, fn, name=None):
+        self.fn, self.name = fn, name or learner_rule_name(fn, "backprop")
 
     def updates(self, net, X, y):
         require_chapter_network(net, "sigmoid", "mse")

@@ -15,7 +15,7 @@ from ..network import MLP
 from ..rules.backprop import Backprop
 from ..rules.base import LearningRule, outer_product_updates
 from ..rules.perturbation import NoiseSource, noisy_forward
-from .common import GRAD_NAMES, as_updates, exercise_grads, require_chapter_network
+from .common import GRAD_NAMES, as_updates, exercise_grads, learner_rule_name, require_chapter_network
 
 
 def two_layer_net(W1, b1, W2, b2) -> MLP:
@@ -57,7 +57,7 @@ class PerturbationFunctionRule(LearningRule):
             raise ValueError(f"kind is 'weight' or 'node', got {kind!r}.")
         self.fn, self.kind, self.sigma, self.seed = fn, kind, float(sigma), seed
         self.noise = NoiseSource(seed)
-        self.name = name or f"your {kind} perturbation"
+        self.name = name or learner_rule_name(fn, f"{kind} perturbation")
 
     def updates(self, net, X, y):
         require_chapter_network(net, "sigmoid", "mse")

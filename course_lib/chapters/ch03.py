@@ -9,7 +9,7 @@ backprop's) are :mod:`course_lib.alignment`; the published step schedule is ``tr
 """
 from ..network import MLP
 from ..rules.feedback_alignment import FeedbackAlignment
-from .common import as_updates, exercise_grads, require_chapter_network
+from .common import as_updates, exercise_grads, learner_rule_name, require_chapter_network
 
 
 def feedback_alignment_updates(X, T, W1, b1, W2, b2, B) -> dict:
@@ -23,12 +23,12 @@ def feedback_alignment_updates(X, T, W1, b1, W2, b2, B) -> dict:
 class TwoLayerFARule(FeedbackAlignment):
     """Turns a function shaped like :func:`feedback_alignment_updates` into a rule for ``train``
     (Chapter 3, "Training with your own feedback alignment"). B is drawn like the library's."""
-    name = "your FA"
     unrecorded = ("fn",)  # any function that passes the check computes FA's updates
 
     def __init__(self, fn, seed=0):
         super().__init__(seed=seed)
         self.fn = fn
+        self.name = learner_rule_name(fn, "FA")  # "your FA", or "FA (reference)" for course_lib's
 
     def updates(self, net, X, y):
         require_chapter_network(net, "relu", "cross_entropy")

@@ -12,7 +12,7 @@ import torch
 from ..network import MLP
 from ..rules.kolen_pollack import KolenPollack
 from ..train import make_optimizer, train
-from .common import require_chapter_network
+from .common import learner_rule_name, require_chapter_network
 
 STEP_NAMES = ("W1", "b1", "W2", "b2", "B")
 
@@ -35,12 +35,12 @@ def kolen_pollack_step(X, T, W1, b1, W2, b2, B, lr, lr_B, decay) -> dict:
 class TwoLayerKPRule(KolenPollack):
     """Trains the chapter's two-layer network with a function shaped like :func:`kolen_pollack_step`
     (plain SGD: the optimiser's lr is used, its momentum and weight decay are not)."""
-    name = "your KP"
     unrecorded = ("fn",)  # any function that passes the check computes KP's step
 
     def __init__(self, fn, decay=1e-3, lr_B=None, seed=0):
         super().__init__(decay=decay, lr_B=lr_B, seed=seed)
         self.fn = fn
+        self.name = learner_rule_name(fn, "KP")  # "your KP", or "KP (reference)" for course_lib's
 
     @torch.no_grad()
     def step(self, net, X, y, optimizer):

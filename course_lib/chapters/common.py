@@ -1,5 +1,6 @@
-"""What the chapters' two-layer exercises share: the names of their outputs and the check that a
-learner's function is used on the network it was written for."""
+"""What the chapters' two-layer exercises share: the names of their outputs, the name of a rule
+built around a learner's function, and the check that the function is used on the network it was
+written for."""
 from ..network import MLP
 
 GRAD_NAMES = ("dW1", "db1", "dW2", "db2")
@@ -23,3 +24,13 @@ def require_chapter_network(net: MLP, activation: str, loss: str):
     if net.num_layers != 2 or net.activation.name != activation or net.loss.name != loss:
         raise ValueError(f"This rule is for the chapter's network: two layers, {DISPLAY[activation]} units, "
                          f"{DISPLAY[loss]} loss; got {net}.")
+
+
+def learner_rule_name(fn, what: str) -> str:
+    """The name of a rule that trains with ``fn``: "your FA" for the learner's own function, "FA
+    (reference)" for course_lib's reference, which ``your_function_or_reference`` returns when the
+    exercise does not pass its check yet, so progress bars and legends say whose code ran."""
+    module = getattr(fn, "__module__", None) or ""
+    if module == "course_lib" or module.startswith("course_lib."):
+        return f"{what} (reference)"
+    return f"your {what}"
