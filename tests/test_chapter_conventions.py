@@ -111,7 +111,7 @@ def test_every_glued_number_is_glued(path):
     nb = nbformat.read(path, as_version=4)
     patterns = glue_patterns(code(nb))
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    for name in re.findall(r"\{glue:?[a-z]*\}`([^`]+)`", markdown):
+    for name in re.findall(r"\{glue:?[a-z]*\}`([^`:]+)(?::[^`]*)?`", markdown):   # `name` or `name:.1f`
         assert any(re.fullmatch(p, name) for p in patterns), f"{{glue:}}`{name}` is never glued"
 
 

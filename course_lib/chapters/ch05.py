@@ -15,7 +15,7 @@ from ..metrics import angle_degrees, cosine_similarity
 from ..network import MLP
 from ..rules.pepita import PEPITA, projection_matrix
 from ..train import evaluate, train
-from .common import as_updates, exercise_grads, require_chapter_network
+from .common import as_updates, exercise_grads, learner_rule_name, require_chapter_network
 
 
 def pepita_updates(X, T, W1, b1, W2, b2, F) -> dict:
@@ -30,12 +30,11 @@ def pepita_updates(X, T, W1, b1, W2, b2, F) -> dict:
 class TwoLayerPEPITARule(PEPITA):
     """Turns a function shaped like :func:`pepita_updates` into a rule for ``train`` (Chapter 5,
     "Training with your own PEPITA"). F is drawn like the library's (``F_scale``, ``seed``)."""
-    name = "your PEPITA"
     unrecorded = ("fn",)  # any function that passes the check computes PEPITA's updates
 
     def __init__(self, fn, F_scale: float = 0.05, seed: int = 0):
         super().__init__(F_scale=F_scale, seed=seed)
-        self.fn = fn
+        self.fn, self.name = fn, learner_rule_name(fn, "PEPITA")
 
     def updates(self, net, X, y):
         require_chapter_network(net, "relu", "cross_entropy")

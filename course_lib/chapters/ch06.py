@@ -12,6 +12,7 @@
 """
 import torch
 
+from .. import config
 from ..activations import get_activation
 from ..network import MLP
 from ..rules.pepita import PEPITA
@@ -89,26 +90,20 @@ def ablation_rule(normalise: bool, mirror: bool, mirror_settings: dict, seed: in
     return PEPITA(normalise=normalise, seed=seed)
 
 
-def pepita_ablation(data, sizes, num_epochs: int, lr: float, lr_normalised: float, weight_decay: float,
-                    mirror_settings: dict, batch_size: int = 64, momentum: float = 0.9, on_epoch=None,
-                    checkpoint_dir=None, progress: bool = False) -> tuple:
+def pepita_ablation(data, sizes, num_epochs: int, lr: float, weight_decay: float, mirror_settings: dict,
+                    batch_size: int = 64, momentum: float = 0.9, on_epoch=None, progress: bool = False) -> tuple:
     """Train the six PEPITA variants of the published ablation on ``data`` and return
     (rows, histories): one row per variant {"weight decay", "normalisation", "mirroring",
     "test accuracy (%)", "published MNIST (%)", "angle F (°)"}; ``histories`` keyed like the rows'
-    labels. ``lr_normalised`` is the learning rate of the normalised variants (their activity is
-    divided by its norm over the batch, so their updates are far smaller). With ``checkpoint_dir``
-    every run is saved and loaded again (train-or-load)."""
+    labels. In full mode every run is saved in the shared cache and loaded again (train-or-load)."""
     rows, histories = [], {}
-    tag = data.name.split()[0].lower()
     for decay, normalise, mirror, published in ABLATION:
         label = "PEPITA" + "".join(f" + {n}" for n, on in (("decay", decay), ("norm", normalise),
                                                            ("mirror", mirror)) if on)
         net = MLP(sizes, activation="relu", output="identity", loss="cross_entropy", seed=1)
         rule = ablation_rule(normalise, mirror, mirror_settings)
-        checkpoint = None
-        if checkpoint_dir:
-            checkpoint = f"{checkpoint_dir}/ch06_{label.replace(' + ', '_').lower()}_{tag}.pt"
-        history = train(net, rule, data, lr=lr_normalised if normalise else lr, num_epochs=num_epochs,
+        checkpoint = config.run_file(f"ch06_{label.replace(' + ', '_').lower()}.pt")
+        history = train(net, rule, data, lr=lr, num_epochs=num_epochs,
                         batch_size=batch_size, momentum=momentum, weight_decay=weight_decay if decay else 0.0,
                         on_epoch=on_epoch, checkpoint=checkpoint, progress=progress)
         histories[label] = history
