@@ -28,6 +28,7 @@ from .rules.feedback_alignment import FeedbackAlignment
 from .rules.forward_forward import ForwardForward
 from .rules.kolen_pollack import KolenPollack
 from .rules.pepita import PEPITA
+from .tables import markdown_table
 from .train import make_optimizer, train
 
 AKROUT = "Akrout et al. 2019, training logs of their public code (makrout/Deep-Learning-without-Weight-Transport)"
@@ -156,11 +157,8 @@ def write_tables(rows: list, out: Path, settings: Settings):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    columns = list(rows[0])
-    lines = [f"Reproduction ({'quick pipeline check, not the published recipes' if settings.quick else 'full recipes'}).",
-             "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    (out / "reproduction.md").write_text("\n".join(lines) + "\n")
+    title = "quick pipeline check, not the published recipes" if settings.quick else "full recipes"
+    (out / "reproduction.md").write_text(f"Reproduction ({title}).\n\n{markdown_table(rows)}\n")
 
 
 def select(chapter=None, only=None) -> list:

@@ -18,6 +18,7 @@ from ..network import MLP
 from ..rules.pepita import PEPITA
 from ..rules.weight_mirroring import MirroredPEPITA, draw_noise
 from ..rules.weight_mirroring import mirror_update as library_mirror_update
+from ..tables import markdown_table  # noqa: F401  (the notebook shows its tables with it)
 from ..train import train
 
 
@@ -116,12 +117,4 @@ def pepita_ablation(data, sizes, num_epochs: int, lr: float, weight_decay: float
             row["test accuracy (%)"] = f"diverged ({row['test accuracy (%)']})"
         rows.append(row)
     return rows, histories
-
-
-def markdown_table(rows: list) -> str:
-    """A list of dicts with the same keys as a Markdown table."""
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
-    return "\n".join(lines)
 
