@@ -172,11 +172,6 @@ def all_finite(net, rule) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in [*net.parameters(), *rule.owned().values()])
 
 
-def check_compatible(net: MLP, data, rule: LearningRule | None = None):
-    """Fail early, in learner terms, when the network does not fit the data (the rule decides)."""
-    (rule or LearningRule()).check_compatible(net, data)
-
-
 def record_epoch(history, epoch, train_loss, seconds, net, rule, data, on_epoch):
     values = {"epoch": epoch, "train_loss": train_loss, "seconds": seconds}
     for split in ("val", "test"):
