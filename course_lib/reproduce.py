@@ -28,11 +28,13 @@ from .rules.feedback_alignment import FeedbackAlignment
 from .rules.forward_forward import ForwardForward
 from .rules.kolen_pollack import KolenPollack
 from .rules.pepita import PEPITA
+from .rules.weight_mirroring import MirroredPEPITA, WeightMirroring
 from .tables import markdown_table
 from .train import make_optimizer, train
 
 AKROUT = "Akrout et al. 2019, training logs of their public code (makrout/Deep-Learning-without-Weight-Transport)"
 PEPITA_PAPER = "Dellaferrera & Kreiman 2022, Table 1"
+ABLATION = "Srinivasan et al. 2024 (PEPITA follow-up), ablation table of the course's source slides"
 LOEWEX = "loeweX/Forward-Forward (public implementation of Hinton 2022), reported result"
 
 
@@ -51,6 +53,7 @@ class Experiment:
     num_epochs: int
     batch_size: int
     momentum: float = 0.0
+    weight_decay: float = 0.0
     schedule: list = field(default_factory=list)
     published: float = float("nan")      # test accuracy in %
     source: str = ""
@@ -67,6 +70,13 @@ EXPERIMENTS = [
     Experiment("akrout_kp", 4, lambda: KolenPollack(decay=1e-4, seed=0), [784, 500, 10], "sigmoid", "identity",
                "cross_entropy", "normal_fan_sum", lr=0.3, num_epochs=400, batch_size=128, published=98.45,
                source=AKROUT, note="decay λ = 1e-4 chosen by the course (not in the recipe notes)"),
+    Experiment("akrout_wm", 6, lambda: WeightMirroring(noise="uniform", noise_std=0.05 / 3 ** 0.5, mirror_lr=1.28,
+                                                       mirror_decay=1e-4, mirror_batch=128, premirror_steps=390,
+                                                       seed=0),
+               [784, 500, 10], "sigmoid", "identity", "cross_entropy", "normal_fan_sum", lr=0.05, num_epochs=400,
+               batch_size=128, published=98.49, source=AKROUT,
+               note="mirror decay 1e-4 added by the course so B stays bounded (the source has none); "
+                    "mirror lr 1.28 = the source's 0.01 on a sum over 128 samples"),
     # The PEPITA paper's set-up: 784-1024-10 ReLU, He-uniform init, SGD momentum 0.9, batch 64,
     # 100 epochs, lr × 0.1 after epochs 60 and 90; PEPITA with dropout keeping 90 % of hidden units.
     Experiment("pepita_bp", 5, Backprop, [784, 1024, 10], "relu", "identity", "cross_entropy", "he",
@@ -78,6 +88,18 @@ EXPERIMENTS = [
     Experiment("pepita", 5, lambda: PEPITA(keep=0.9, seed=0), [784, 1024, 10], "relu", "identity", "cross_entropy",
                "he", lr=0.01, num_epochs=100, batch_size=64, momentum=0.9, schedule=[60, 90], published=98.01,
                source=PEPITA_PAPER, note="lr 0.01 as in the published CIFAR-10 recipe (MNIST's not confirmed)"),
+    # The PEPITA ablation (one hidden layer): the paper's set-up without dropout, with weight decay 1e-4,
+    # activation normalisation, and F mirrored as in the follow-up code (2 pre-mirror epochs).
+    *[Experiment(f"ablation_{name}", 6, rule, [784, 1024, 10], "relu", "identity", "cross_entropy", "he",
+                 lr=0.01, num_epochs=100, batch_size=64, momentum=0.9, schedule=[60, 90], weight_decay=decay,
+                 published=published, source=ABLATION, note="recipe of the PEPITA paper; the ablation's own not published")
+      for name, rule, decay, published in [
+          ("plain", lambda: PEPITA(seed=0), 0.0, 98.02),
+          ("decay", lambda: PEPITA(seed=0), 1e-4, 98.12),
+          ("norm", lambda: PEPITA(normalise=True, seed=0), 0.0, 98.41),
+          ("mirror", lambda: MirroredPEPITA(premirror_steps=1564, seed=0), 0.0, 98.05),
+          ("decay_mirror", lambda: MirroredPEPITA(premirror_steps=1564, seed=0), 1e-4, 98.10),
+          ("norm_mirror", lambda: MirroredPEPITA(normalise=True, premirror_steps=1564, seed=0), 0.0, 98.42)]],
     # Forward-Forward, the stronger set-up of chapter 7: 784-1000x3, all layers at once, softmax readout.
     Experiment("ff", 7, lambda: ForwardForward(readout=True, predictor="softmax", readout_lr=0.01, seed=0),
                [784, 1000, 1000, 1000], "relu", "relu", "mse", "he", lr=0.5, num_epochs=100, batch_size=100,
@@ -100,15 +122,24 @@ class Settings:
         return [] if self.quick else experiment.schedule
 
 
+def make_rule(experiment: Experiment, settings: Settings):
+    """A fresh rule for the experiment; the quick pipeline check shortens any mirror phase before training."""
+    rule = experiment.rule()
+    if settings.quick and getattr(rule, "premirror_steps", 0):
+        rule.premirror_steps = min(rule.premirror_steps, 10)
+    return rule
+
+
 def make_net(experiment: Experiment, seed: int, device) -> MLP:
     return MLP(experiment.sizes, activation=experiment.activation, output=experiment.output, loss=experiment.loss,
                init=experiment.init, seed=seed, device=device)
 
 
-def estimate_seconds(experiment: Experiment, dataset, settings: Settings, steps: int = 20) -> float:
+def estimate_seconds(experiment: Experiment, dataset, settings: Settings) -> float:
     """Seconds for every run of ``experiment``: a few timed steps, scaled to the whole run."""
-    net, rule = make_net(experiment, 0, dataset.X_train.device), experiment.rule()
-    optimizer = make_optimizer(net, rule, experiment.lr, experiment.momentum)
+    steps = 3 if settings.quick else 20
+    net, rule = make_net(experiment, 0, dataset.X_train.device), make_rule(experiment, settings)
+    optimizer = make_optimizer(net, rule, experiment.lr, experiment.momentum, experiment.weight_decay)
     X, y = dataset.X_train[:experiment.batch_size], dataset.y_train[:experiment.batch_size]
     rule.step(net, X, y, optimizer)                                   # warm-up
     start = time.perf_counter()
@@ -124,9 +155,9 @@ def run(experiment: Experiment, dataset, settings: Settings, out: Path) -> list:
     accuracies = []
     for seed in settings.seeds:
         net = make_net(experiment, seed, dataset.X_train.device)
-        history = train(net, experiment.rule(), dataset, lr=experiment.lr, num_epochs=settings.epochs(experiment),
+        history = train(net, make_rule(experiment, settings), dataset, lr=experiment.lr, num_epochs=settings.epochs(experiment),
                         batch_size=experiment.batch_size, momentum=experiment.momentum,
-                        schedule=settings.schedule(experiment) or None, seed=seed,
+                        weight_decay=experiment.weight_decay, schedule=settings.schedule(experiment) or None, seed=seed,
                         checkpoint=out / "runs" / f"{experiment.key}_seed{seed}.pt")
         if history.diverged:
             print(f"{experiment.key}, seed {seed}: {history.diverged}")
