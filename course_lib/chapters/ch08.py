@@ -6,9 +6,14 @@ measured the same way. The rule contract (:mod:`course_lib.rules.base`) makes th
   trains its own network, since its last layer is not the class count).
 * :func:`compare` — train every rule over several seeds (train-or-load) and collect one row each.
 * :func:`depth_study` — the same rules with 1, 2 or 4 hidden layers.
+* :func:`epoch_seconds` — seconds per epoch of each rule on each device present (CPU, and a GPU
+  when there is one), timed on the same steps.
 """
 import statistics
+import time
 from dataclasses import dataclass
+
+import torch
 
 from .. import config
 from ..alignment import alignment_tracker
@@ -20,7 +25,7 @@ from ..rules.kolen_pollack import KolenPollack
 from ..rules.pepita import PEPITA
 from ..rules.perturbation import NodePerturbation, WeightPerturbation
 from ..rules.weight_mirroring import WeightMirroring
-from ..train import train
+from ..train import make_optimizer, train
 
 
 @dataclass
@@ -47,12 +52,13 @@ RULES = {
 }
 
 
-def network(contender: Contender, data, hidden: list, seed: int) -> MLP:
+def network(contender: Contender, data, hidden: list, seed: int, device=None) -> MLP:
     """The shared network [n_in, *hidden, n_classes] (ReLU, cross-entropy), or Forward-Forward's own
     [n_in, *hidden, hidden[-1]] of ReLU layers."""
     if contender.forward_forward:
-        return MLP([data.n_features, *hidden, hidden[-1]], "relu", "relu", "mse", seed=seed)
-    return MLP([data.n_features, *hidden, data.n_classes], "relu", "identity", "cross_entropy", seed=seed)
+        return MLP([data.n_features, *hidden, hidden[-1]], "relu", "relu", "mse", seed=seed, device=device)
+    return MLP([data.n_features, *hidden, data.n_classes], "relu", "identity", "cross_entropy", seed=seed,
+               device=device)
 
 
 def run(name: str, data, hidden: list, num_epochs: int, seed: int, batch_size: int = 64, probe=None):
@@ -92,3 +98,31 @@ def depth_study(names, data, widths: dict, num_epochs: int, seed: int = 0) -> di
     ({label: [n_1, ...]}): {rule: {label: accuracy}}."""
     return {name: {label: 100 * run(name, data, hidden, num_epochs, seed)["val_acc"][-1]
                    for label, hidden in widths.items()} for name in names}
+
+
+def synchronize(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def epoch_seconds(names, data, hidden: list, devices, batch_size: int = 64, steps: int = 20) -> dict:
+    """{rule: {device: seconds per epoch}}: ``steps`` training steps of each rule on each device
+    (after two warm-up steps), scaled to one epoch of ``data``. Time only, no evaluation."""
+    steps_per_epoch = -(-len(data.X_train) // batch_size)
+    result = {name: {} for name in names}
+    for device in map(torch.device, devices):
+        X, y = data.X_train[:batch_size].to(device), data.y_train[:batch_size].to(device)
+        for name in names:
+            contender = RULES[name]
+            net = network(contender, data, hidden, seed=0, device=device)
+            rule = contender.make()
+            optimizer = make_optimizer(net, rule, contender.lr, contender.momentum)
+            for _ in range(2):
+                rule.step(net, X, y, optimizer)
+            synchronize(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                rule.step(net, X, y, optimizer)
+            synchronize(device)
+            result[name][device.type] = (time.perf_counter() - start) / steps * steps_per_epoch
+    return result
