@@ -14,6 +14,7 @@ seeds, the data it was measured on, and the gap) into ``--out``.
 """
 import argparse
 import csv
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from .rules.pepita import PEPITA
 from .rules.weight_mirroring import MirroredPEPITA, WeightMirroring
 from .tables import markdown_table
 from .train import make_optimizer, train
+
+# Where the command writes, and where chapter 8 looks for, the tables: the repository's reproduction/
+# folder (or $COURSE_REPRODUCTION_DIR), wherever the command or the notebook is started from.
+DEFAULT_OUT = Path(os.environ.get("COURSE_REPRODUCTION_DIR") or Path(__file__).resolve().parents[1] / "reproduction")
 
 AKROUT = "Akrout et al. 2019, training logs of their public code (makrout/Deep-Learning-without-Weight-Transport)"
 PEPITA_PAPER = "Dellaferrera & Kreiman 2022, Table 1"
@@ -207,7 +212,7 @@ def main(argv=None) -> list:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per experiment in full mode (default 3)")
     parser.add_argument("--data", default="mnist", help="data set (default mnist)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
-    parser.add_argument("--out", default="reproduction", help="output folder (default ./reproduction)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument("--estimate", action="store_true", help="print the time estimate and exit")
     args = parser.parse_args(argv)
