@@ -126,9 +126,12 @@ class PEPITA(LearningRule):
         clean = self.forward(net, X, masks)
         e = output_error(net, clean, T)                                        # (batch, n_out)
         X_mod = X + self.sign * (e @ self.F.T)                                 # x̃ = x ± e Fᵀ: (batch, n_in)
-        # ã₁ = x̃ W₁ᵀ + b₁ = a₁ ± e (W₁F)ᵀ: the modulated pass reuses the clean pass's largest product
-        a_1 = torch.addmm(clean.a[0], e, self.F.T @ net.W[0].T, alpha=self.sign)   # (W₁F)ᵀ = FᵀW₁ᵀ: (n_out, n_1)
-        return clean, self.forward(net, X_mod, masks, a_1=a_1), e, T
+        return clean, self.forward(net, X_mod, masks, a_1=self.modulated_first_preactivation(net, clean, e)), e, T
+
+    def modulated_first_preactivation(self, net: MLP, clean: ForwardPass, e):
+        """ã₁ = x̃ W₁ᵀ + b₁ = a₁ ± e (W₁F)ᵀ: the modulated pass reuses the clean pass's largest product.
+        None: the modulated pass computes ã₁ from x̃ itself."""
+        return torch.addmm(clean.a[0], e, self.F.T @ net.W[0].T, alpha=self.sign)  # (W₁F)ᵀ = FᵀW₁ᵀ: (n_out, n_1)
 
     def updates(self, net: MLP, X, y):
         clean, mod, e, T = self.passes(net, X, y)
@@ -136,15 +139,21 @@ class PEPITA(LearningRule):
         e_top = output_error(net, mod, T) if self.output_error == "modulated" else e   # (batch, n_out)
         updates = {}
         for l in range(1, net.num_layers):                                    # hidden layers, 1-based
-            if self.update == "hebbian":
-                updates[f"W{l}"] = (clean.h[l].T @ clean.h[l - 1] - mod.h[l].T @ mod.h[l - 1]) / batch
-            else:
-                updates[f"W{l}"] = (clean.h[l] - mod.h[l]).T @ mod.h[l - 1] / batch   # (n_l, n_{l-1})
-            updates[f"b{l}"] = (clean.h[l] - mod.h[l]).mean(dim=0)
+            updates[f"W{l}"], updates[f"b{l}"] = self.hidden_update(net, l, clean, mod)
         L = net.num_layers
         updates[f"W{L}"] = e_top.T @ mod.h[L - 1] / batch                   # (n_out, n_{L-1})
         updates[f"b{L}"] = e_top.mean(dim=0)
         return updates, net.loss(clean.output, T)
+
+    def hidden_update(self, net: MLP, l: int, clean: ForwardPass, mod: ForwardPass):
+        """(ΔW_l, Δb_l) of hidden layer l (1-based): the change of its activity between the passes
+        times the modulated presynaptic activity, batch means."""
+        batch = len(clean.h[0])
+        if self.update == "hebbian":
+            dW = (clean.h[l].T @ clean.h[l - 1] - mod.h[l].T @ mod.h[l - 1]) / batch
+        else:
+            dW = (clean.h[l] - mod.h[l]).T @ mod.h[l - 1] / batch                # (n_l, n_{l-1})
+        return dW, (clean.h[l] - mod.h[l]).mean(dim=0)                         # (n_l,)
 
     def scores(self, net: MLP, X):
         """The clean pass without dropout (with normalisation, if the rule normalises)."""
