@@ -118,6 +118,7 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
     called after every step (it costs a Python call per batch: for demonstrations, not long runs).
     ``checkpoint``: see the module docstring.
     """
+    rule.check_network(net)
     rule.bind(net).check_compatible(net, data)
     optimizer = make_optimizer(net, rule, lr, momentum, weight_decay)
     scheduler = make_scheduler(schedule, optimizer)

@@ -7,6 +7,7 @@ import torch
 from course_lib.conv_network import ConvNet
 from course_lib.data import load
 from course_lib.network import MLP
+from course_lib.rules import Backprop
 from course_lib.rules.conv_pepita import ConvPEPITA
 from course_lib.rules.pepita import PEPITA
 from course_lib.train import train
@@ -184,9 +185,12 @@ def test_messages_on_bad_input():
     one_line_error(lambda: ConvPEPITA().updates(net, X[:, :-1], y), "ConvNet expects", "image_shape")
     one_line_error(lambda: net(X.reshape(len(X), *net.image_shape)), "X.reshape(len(X), -1)")
     mlp = MLP([net.sizes[0], 5, 4], "relu", "identity", "cross_entropy", device="cpu", dtype=torch.float64)
-    one_line_error(lambda: ConvPEPITA().bind(mlp), "use PEPITA for an MLP")
+    with pytest.raises(TypeError, match="ConvPEPITA trains ConvNet networks, not MLP. Rules that can train it: .*PEPITA"):
+        ConvPEPITA().bind(mlp)
     digits = load("digits", device="cpu", quick=True)
     one_line_error(lambda: train(ConvNet((3, 28, 28), device="cpu"), ConvPEPITA(), digits, lr=0.01, num_epochs=1),
                    "ConvNet(image_shape=data.image_shape)")
     with pytest.raises(ValueError, match="pool"):
         ConvNet((1, 28, 28), kernel_size=5, pool=30)
+    with pytest.raises(TypeError, match="Backprop trains MLP networks, not ConvNet. Rules that can train it: ConvPEPITA"):
+        train(ConvNet(device="cpu"), Backprop(), digits, lr=0.01, num_epochs=1)

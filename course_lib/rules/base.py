@@ -26,7 +26,9 @@ perturbation (Chapter 1, "Backprop by hand"):
 
 Backprop uses B_{l+1} = W_{l+1}ᵀ (weight transport); the other rules choose another B.
 """
+import importlib
 import inspect
+import pkgutil
 
 import torch
 
@@ -139,6 +141,16 @@ class LearningRule:
         """Per-sample loss (batch,) of the scores: the network's loss by default."""
         return net.loss.per_sample(scores, net.targets(y))
 
+    networks = (MLP,)                          # the network classes the rule can train
+
+    def check_network(self, net):
+        """Fail in one line when the rule cannot train this kind of network, naming the rules that can."""
+        if not isinstance(net, self.networks):
+            able = sorted(rule.__name__ for rule in all_rules() if isinstance(net, rule.networks))
+            raise TypeError(f"{type(self).__name__} trains {' or '.join(c.__name__ for c in self.networks)} "
+                            f"networks, not {type(net).__name__}. Rules that can train it: "
+                            f"{', '.join(able) or 'none in course_lib'}.")
+
     def check_compatible(self, net: MLP, data):
         """Fail early, in learner terms, when the network does not fit the data."""
         if data.n_features != net.sizes[0]:
@@ -208,3 +220,16 @@ class ErrorRule(LearningRule):
         h = fwd.h[layer]
         V = torch.cat([h, torch.ones(len(h), 1, device=h.device, dtype=h.dtype)], dim=1)  # (N, n_{l-1} + 1)
         return U.T @ V / len(X), (U ** 2).T @ (V ** 2) / len(X)
+
+
+def all_rules() -> list:
+    """Every concrete LearningRule class: course_lib's rule modules, and any defined elsewhere."""
+    for module in pkgutil.iter_modules(importlib.import_module(__package__).__path__):
+        importlib.import_module(f"{__package__}.{module.name}")
+    found, todo = [], [LearningRule]
+    while todo:
+        rule = todo.pop()
+        todo.extend(rule.__subclasses__())
+        if rule.__module__ != __name__:                                    # not the abstract bases here
+            found.append(rule)
+    return found

@@ -54,10 +54,10 @@ class ConvPEPITA(PEPITA):
                  keep: float = 1.0, seed: int = 0):
         super().__init__(F_scale=F_scale, sign=sign, output_error=output_error, keep=keep, seed=seed)
 
+    networks = (ConvNet,)
+
     def bind(self, net: ConvNet) -> "ConvPEPITA":
-        if not isinstance(net, ConvNet):
-            raise ValueError(f"ConvPEPITA trains a ConvNet (conv, ReLU, max-pool, linear), got {net}: "
-                             f"use PEPITA for an MLP.")
+        self.check_network(net)
         return super().bind(net)   # F (C·H·W, n_out) as PEPITA draws it, or a given F's shape checked
 
     def check_compatible(self, net: ConvNet, data):
