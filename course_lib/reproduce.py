@@ -31,7 +31,7 @@ from .rules.kolen_pollack import KolenPollack
 from .rules.pepita import PEPITA
 from .rules.weight_mirroring import MirroredPEPITA, WeightMirroring
 from .tables import markdown_table
-from .train import make_optimizer, train
+from .train import evaluate, make_optimizer, train
 
 # Where the command writes, and where chapter 8 looks for, the tables: the repository's reproduction/
 # folder (or $COURSE_REPRODUCTION_DIR), wherever the command or the notebook is started from.
@@ -141,7 +141,8 @@ def make_net(experiment: Experiment, seed: int, device) -> MLP:
 
 
 def estimate_seconds(experiment: Experiment, dataset, settings: Settings) -> float:
-    """Seconds for every run of ``experiment``: a few timed steps, scaled to the whole run."""
+    """Seconds for every run of ``experiment``: a few timed steps and one timed evaluation of the
+    validation and test sets (``train`` evaluates both after every epoch), scaled to the whole run."""
     steps = 3 if settings.quick else 20
     net, rule = make_net(experiment, 0, dataset.X_train.device), make_rule(experiment, settings)
     optimizer = make_optimizer(net, rule, experiment.lr, experiment.momentum, experiment.weight_decay)
@@ -151,8 +152,13 @@ def estimate_seconds(experiment: Experiment, dataset, settings: Settings) -> flo
     for _ in range(steps):
         rule.step(net, X, y, optimizer)
     per_step = (time.perf_counter() - start) / steps
+    start = time.perf_counter()
+    for split in ("val", "test"):
+        float(evaluate(net, getattr(dataset, f"X_{split}"), getattr(dataset, f"y_{split}"), rule)["loss"])
+    per_evaluation = time.perf_counter() - start
     steps_per_epoch = -(-len(dataset.X_train) // experiment.batch_size)
-    return per_step * steps_per_epoch * settings.epochs(experiment) * len(settings.seeds)
+    per_epoch = per_step * steps_per_epoch + per_evaluation
+    return per_epoch * settings.epochs(experiment) * len(settings.seeds)
 
 
 def run(experiment: Experiment, dataset, settings: Settings, out: Path) -> list:
@@ -219,7 +225,7 @@ def main(argv=None) -> list:
     experiments = select(args.chapter, args.only)
     if args.list:
         for e in experiments:
-            print(f"{e.key:12s} ch. {e.chapter}  {'-'.join(map(str, e.sizes))} {e.activation}, lr {e.lr}, "
+            print(f"{e.key:22s} ch. {e.chapter}  {'-'.join(map(str, e.sizes))} {e.activation}, lr {e.lr}, "
                   f"batch {e.batch_size}, {e.num_epochs} epochs  published {e.published:.2f} % ({e.source})")
         return []
     settings = Settings(quick=args.quick, seeds=(0,) if args.quick else tuple(range(args.seeds)))
@@ -230,8 +236,8 @@ def main(argv=None) -> list:
     print(f"Reproducing {len(experiments)} experiments on {dataset.name} ({device.type}), "
           f"{len(settings.seeds)} seed(s) each; estimated time if nothing is cached yet:")
     for key, seconds in estimates.items():
-        print(f"  {key:12s} {seconds / 60:8.1f} min")
-    print(f"  {'total':12s} {sum(estimates.values()) / 60:8.1f} min (finished runs are loaded, not trained again)")
+        print(f"  {key:22s} {seconds / 60:8.1f} min")
+    print(f"  {'total':22s} {sum(estimates.values()) / 60:8.1f} min (finished runs are loaded, not trained again)")
     if args.estimate:
         return []
     results = {e.key: run(e, dataset, settings, out) for e in experiments}
