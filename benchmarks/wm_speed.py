@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 
+import course_lib  # noqa: F401  (before torch: its threads wait passively on a busy machine)
 import torch
 
 from course_lib.config import get_device

@@ -6,6 +6,9 @@
   s² Wᵀ diag(f'(b)), for growing K (the 1/√K law).
 * :func:`epochs_for` — a number of epochs from a budget of training steps, so the full-mode runs
   take about the same time on the offline digits and on MNIST.
+* :func:`slower_at_the_end` — the schedule that divides the learning rate by 10 for the last epochs.
+* :func:`noise_verdict` — words for the text: is a difference larger than the seed-to-seed one?
+* :func:`train_ablation_variant` — one PEPITA variant of the ablation, trained or loaded.
 * :func:`pepita_ablation` — the ablation table of PEPITA (weight decay, activation normalisation,
   mirroring of F), trained or loaded from checkpoints.
 * :func:`glue` — hand a number to the book's text (myst-nb's ``glue``; a no-op elsewhere).
@@ -42,6 +45,19 @@ def epochs_for(num_steps: int, data, batch_size: int) -> int:
     """Epochs that make about ``num_steps`` training steps on ``data`` (at least one)."""
     steps_per_epoch = -(-len(data.X_train) // batch_size)
     return max(1, round(num_steps / steps_per_epoch))
+
+
+def slower_at_the_end(num_epochs: int, last_epochs: int = 1):
+    """A ``schedule`` for :func:`train`: lr × 0.1 for the last ``last_epochs`` epochs, so the final
+    accuracy is not read in the middle of the epoch-to-epoch swings of a large learning rate. None
+    (constant lr) when the run is no longer than that."""
+    return [num_epochs - last_epochs] if num_epochs > last_epochs else None
+
+
+def noise_verdict(difference: float, seed_difference: float) -> str:
+    """"more than" when ``difference`` is larger in size than ``seed_difference`` (what changing only
+    the seed did to the same run), else "no more than": the words the text puts between them."""
+    return "more than" if abs(difference) > abs(seed_difference) else "no more than"
 
 
 @torch.no_grad()
@@ -91,22 +107,38 @@ def ablation_rule(normalise: bool, mirror: bool, mirror_settings: dict, seed: in
     return PEPITA(normalise=normalise, seed=seed)
 
 
+def ablation_label(decay: bool, normalise: bool, mirror: bool) -> str:
+    """"PEPITA", "PEPITA + decay", "PEPITA + norm + mirror", ...: a variant's name in the table."""
+    return "PEPITA" + "".join(f" + {n}" for n, on in (("decay", decay), ("norm", normalise), ("mirror", mirror)) if on)
+
+
+def train_ablation_variant(data, sizes, decay: bool, normalise: bool, mirror: bool, num_epochs: int, lr: float,
+                           weight_decay: float, mirror_settings: dict, schedule=None, seed: int = 0,
+                           batch_size: int = 64, momentum: float = 0.9, on_epoch=None, progress: bool = False):
+    """Train one variant of the ablation (a ReLU network ``sizes``; ``seed`` draws its weights, F and
+    the batch order) and return its history. In full mode the run is saved in the shared cache and
+    loaded again (train-or-load)."""
+    net = MLP(sizes, activation="relu", output="identity", loss="cross_entropy", seed=1 + seed)
+    rule = ablation_rule(normalise, mirror, mirror_settings, seed=seed)
+    name = ablation_label(decay, normalise, mirror).replace(" + ", "_").lower() + (f"_seed{seed}" if seed else "")
+    return train(net, rule, data, lr=lr, num_epochs=num_epochs, batch_size=batch_size, momentum=momentum,
+                 weight_decay=weight_decay if decay else 0.0, schedule=schedule, seed=seed, on_epoch=on_epoch,
+                 checkpoint=config.run_file(f"ch06_{name}.pt"), progress=progress)
+
+
 def pepita_ablation(data, sizes, num_epochs: int, lr: float, weight_decay: float, mirror_settings: dict,
-                    batch_size: int = 64, momentum: float = 0.9, on_epoch=None, progress: bool = False) -> tuple:
+                    schedule=None, batch_size: int = 64, momentum: float = 0.9, on_epoch=None,
+                    progress: bool = False) -> tuple:
     """Train the six PEPITA variants of the published ablation on ``data`` and return
     (rows, histories): one row per variant {"weight decay", "normalisation", "mirroring",
     "test accuracy (%)", "published MNIST (%)", "angle F (°)"}; ``histories`` keyed like the rows'
     labels. In full mode every run is saved in the shared cache and loaded again (train-or-load)."""
     rows, histories = [], {}
     for decay, normalise, mirror, published in ABLATION:
-        label = "PEPITA" + "".join(f" + {n}" for n, on in (("decay", decay), ("norm", normalise),
-                                                           ("mirror", mirror)) if on)
-        net = MLP(sizes, activation="relu", output="identity", loss="cross_entropy", seed=1)
-        rule = ablation_rule(normalise, mirror, mirror_settings)
-        checkpoint = config.run_file(f"ch06_{label.replace(' + ', '_').lower()}.pt")
-        history = train(net, rule, data, lr=lr, num_epochs=num_epochs,
-                        batch_size=batch_size, momentum=momentum, weight_decay=weight_decay if decay else 0.0,
-                        on_epoch=on_epoch, checkpoint=checkpoint, progress=progress)
+        label = ablation_label(decay, normalise, mirror)
+        history = train_ablation_variant(data, sizes, decay, normalise, mirror, num_epochs, lr, weight_decay,
+                                         mirror_settings, schedule=schedule, batch_size=batch_size,
+                                         momentum=momentum, on_epoch=on_epoch, progress=progress)
         histories[label] = history
         row = {"variant": label, "weight decay": "✓" if decay else "✗", "normalisation": "✓" if normalise else "✗",
                "mirroring": "✓" if mirror else "✗", "test accuracy (%)": round(100 * history["test_acc"][-1], 2),
@@ -117,4 +149,3 @@ def pepita_ablation(data, sizes, num_epochs: int, lr: float, weight_decay: float
             row["test accuracy (%)"] = f"diverged ({row['test accuracy (%)']})"
         rows.append(row)
     return rows, histories
-

@@ -100,16 +100,40 @@ class Mirror:
             self._noise_generator = torch.Generator(device=net.W[0].device).manual_seed(self.seed + 1)
         return self._noise_generator
 
-    def mirror_directions(self, net: MLP, layers, K: int) -> list:
-        """[ξᵀ r / K for each 0-based layer in ``layers``]: one batch of K noise samples per layer,
-        all drawn at once per layer (no loop over samples)."""
-        g, out = self.noise_generator(net), []
-        for l in layers:
-            W, b = net.W[l], net.b[l]
-            xi = draw_noise((K, W.shape[1]), self.noise_std, self.noise, g, W)       # (K, n_in)
-            out.append(mirror_update(xi, W, b, torch.zeros((), device=W.device, dtype=W.dtype), 0.0,
-                                     self.response_of(net, l)))                       # (n_in, n_out)
-        return out
+    def mirror_directions(self, net: MLP, layers, K: int, sign: float = 1.0) -> list:
+        """[sign · ξᵀ r / K for each 0-based layer in ``layers``]: one batch of K noise samples per
+        layer, all drawn at once per layer (no loop over samples); ``sign=-1`` gives the uphill
+        updates the optimiser expects. The maths of :func:`mirror_update` with decay 0, arranged for
+        speed, since it runs with every training step: see :meth:`mirror_direction`."""
+        g = self.noise_generator(net)
+        return [self.mirror_direction(net.W[l], net.b[l], K, g, self.response_of(net, l), sign) for l in layers]
+
+    @torch.no_grad()
+    def mirror_direction(self, W, b, K: int, g: torch.Generator, activation, sign: float = 1.0) -> torch.Tensor:
+        """sign · ξᵀ r / K (n_in, n_out) for one layer, as :func:`mirror_update` computes it, without
+        its per-step costs: the noise is drawn in place into a buffer kept for the layer and centred
+        in place, the response is computed as rᵀ = f(W ξᵀ + b) (n_out, K), and the product as
+        rᵀ ξ (n_out, n_in), returned transposed: with these shapes the two small matrix products are
+        about three times faster than ξ Wᵀ and ξᵀ r. The scale sign/K is applied to rᵀ, the
+        smallest factor. Activations are elementwise, so f of the transposed pre-activation is the
+        transposed response."""
+        xi = self.noise_buffer(K, W)                                   # (K, n_in)
+        if self.noise == "gaussian":
+            xi.normal_(0.0, self.noise_std, generator=g)
+        else:
+            r = math.sqrt(3) * self.noise_std
+            xi.uniform_(-r, r, generator=g)
+        xi.sub_(xi.mean(dim=0, keepdim=True))                          # zero mean over the batch
+        rT = activation(torch.addmm(b.unsqueeze(1), W, xi.T)).mul_(sign / K)    # (n_out, K), fresh
+        return torch.mm(rT, xi).T                                      # (n_in, n_out), like Wᵀ
+
+    def noise_buffer(self, K: int, W: torch.Tensor) -> torch.Tensor:
+        """A (K, n_in) tensor on W's device and dtype that the noise is drawn into, one per shape."""
+        buffers = self.__dict__.setdefault("_noise_buffers", {})
+        key = (K, W.shape[1], W.dtype, W.device)
+        if key not in buffers:
+            buffers[key] = torch.empty((K, W.shape[1]), device=W.device, dtype=W.dtype)
+        return buffers[key]
 
     @torch.no_grad()
     def mirror(self, net: MLP, num_steps: int, lr: float | None = None):
@@ -180,9 +204,8 @@ class WeightMirroring(Mirror, FeedbackAlignment):
 
     def updates(self, net, X, y):
         updates, loss = super().updates(net, X, y)             # FA's updates with the current B
-        directions = self.mirror_directions(net, range(1, net.num_layers), self.mirror_batch)
-        for name, D in zip(self.owned(), directions):
-            updates[name] = -D                                   # uphill: the optimiser subtracts it
+        uphill = self.mirror_directions(net, range(1, net.num_layers), self.mirror_batch, sign=-1.0)
+        updates.update(zip(self.owned(), uphill))                # uphill: the optimiser subtracts it
         return updates, loss
 
     def param_groups(self, net, lr, weight_decay=0.0):
@@ -259,8 +282,8 @@ class MirroredPEPITA(Mirror, PEPITA):
         self.bind(net)
         self.refresh_F()                                   # the B_l moved in the last optimiser step
         updates, loss = super().updates(net, X, y)
-        for name, D in zip(self.owned(), self.mirror_directions(net, range(net.num_layers), self.mirror_batch)):
-            updates[name] = -D
+        uphill = self.mirror_directions(net, range(net.num_layers), self.mirror_batch, sign=-1.0)
+        updates.update(zip(self.owned(), uphill))
         return updates, loss
 
     def feedback_pairs(self, net):
