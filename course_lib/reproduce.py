@@ -200,7 +200,10 @@ def write_tables(rows: list, out: Path, settings: Settings):
         writer.writeheader()
         writer.writerows(rows)
     title = "quick pipeline check, not the published recipes" if settings.quick else "full recipes"
-    (out / "reproduction.md").write_text(f"Reproduction ({title}).\n\n{markdown_table(rows)}\n")
+    done = {row["experiment"] for row in rows}
+    missing = [e.key for e in EXPERIMENTS if e.key not in done]
+    footer = f"\nNot in this table (not run with this output folder): {', '.join(missing)}.\n" if missing else ""
+    (out / "reproduction.md").write_text(f"Reproduction ({title}).\n\n{markdown_table(rows)}\n{footer}")
 
 
 def select(chapter=None, only=None) -> list:

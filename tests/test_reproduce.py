@@ -33,6 +33,7 @@ def test_a_second_call_loads_the_finished_runs(quick_run, capsys):
     again = reproduce.main(["--quick", "--out", str(out), "--device", "cpu", "--chapter", "5"])
     printed = capsys.readouterr().out
     assert "estimated time" in printed and printed.count("Loaded") == len(again) == 3
+    assert "Not in this table (not run with this output folder): akrout_bp" in (out / "reproduction.md").read_text()
     assert {r["experiment"]: r["course (%)"] for r in again} == {r["experiment"]: r["course (%)"] for r in rows
                                                                  if r["chapter"] == 5}
 
