@@ -141,8 +141,8 @@ def pepita_ablation(data, sizes, num_epochs: int, lr: float, weight_decay: float
                                          momentum=momentum, on_epoch=on_epoch, progress=progress)
         histories[label] = history
         row = {"variant": label, "weight decay": "✓" if decay else "✗", "normalisation": "✓" if normalise else "✗",
-               "mirroring": "✓" if mirror else "✗", "test accuracy (%)": round(100 * history["test_acc"][-1], 2),
-               "published MNIST (%)": published}
+               "mirroring": "✓" if mirror else "✗", "test accuracy (%)": f"{100 * history['test_acc'][-1]:.2f}",
+               "published MNIST (%)": f"{published:.2f}"}
         if "angle_F" in history:
             row["angle F (°)"] = round(history["angle_F"][-1], 1)
         if history.diverged:
