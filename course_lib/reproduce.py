@@ -205,7 +205,7 @@ def write_tables(rows: list, out: Path, settings: Settings):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    title = "quick pipeline check, not the published recipes" if settings.quick else "full recipes"
+    title = "quick pipeline check, not the published recipes" if settings.quick else f"full recipes, on {rows[0]['data']}"
     done = {row["experiment"] for row in rows}
     missing = [e.key for e in EXPERIMENTS if e.key not in done]
     footer = f"\nNot in this table (not run with this output folder): {', '.join(missing)}.\n" if missing else ""
