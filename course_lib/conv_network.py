@@ -24,8 +24,8 @@ import torch.nn.functional as nnf
 
 from .activations import get_activation
 from .config import get_device
-from .losses import as_targets, get_loss
-from .network import ForwardPass, init_weight
+from .losses import get_loss
+from .network import ForwardPass, Network, init_weight
 
 
 @dataclass
@@ -36,7 +36,7 @@ class ConvForwardPass(ForwardPass):
     pool_indices: torch.Tensor | None = None
 
 
-class ConvNet:
+class ConvNet(Network):
     """conv (C_out filters, k×k, stride 1, no padding) → ReLU → max-pool → flatten → linear → softmax/CE.
 
     ``image_shape``: (C, H, W) of the input images, (1, 28, 28) for MNIST, (3, 32, 32) for CIFAR-10
@@ -73,11 +73,6 @@ class ConvNet:
         self.b = [torch.zeros(channels, device=self.device, dtype=dtype),
                   torch.zeros(int(n_out), device=self.device, dtype=dtype)]
 
-    num_layers = 2
-
-    def activation_of(self, layer: int):
-        return self.output_activation if layer == self.num_layers - 1 else self.activation
-
     def images(self, X) -> torch.Tensor:
         """Rows (batch, C·H·W) -> images (batch, C, H, W) (a view, channels first like the data)."""
         return X.reshape(len(X), *self.image_shape)
@@ -110,13 +105,6 @@ class ConvNet:
         # max_unpool2d computes the same, several times slower on a CPU
         return maps.scatter_(2, indices.flatten(2), pooled.flatten(2)).reshape(len(pooled), *self.conv_shape)
 
-    def __call__(self, X):
-        return self.forward(X).output
-
-    def targets(self, y):
-        """Labels or targets -> float targets matching the output layer, (batch, n_out)."""
-        return as_targets(y, self.sizes[-1])
-
     def check_input(self, X):
         if not isinstance(X, torch.Tensor):
             raise TypeError(f"The network takes a torch tensor, got {type(X).__name__}.")
@@ -125,14 +113,6 @@ class ConvNet:
             raise ValueError(f"Input of shape {tuple(X.shape)} but this ConvNet expects rows of {shape} images, "
                              f"(batch, {self.sizes[0]}): flatten images with X.reshape(len(X), -1), or build "
                              f"the network with ConvNet(image_shape=data.image_shape).")
-
-    def parameters(self) -> list:
-        """[K, b₁, W₂, b₂]: the tensors an optimiser updates."""
-        return list(self.named_parameters().values())
-
-    def named_parameters(self) -> dict:
-        """{"W1": K (the kernel), "b1": b₁, "W2": W₂, "b2": b₂}: rules return their updates under these names."""
-        return {"W1": self.W[0], "b1": self.b[0], "W2": self.W[1], "b2": self.b[1]}
 
     def config(self) -> dict:
         """The settings that define this network (recorded in checkpoints)."""
@@ -144,12 +124,10 @@ class ConvNet:
     def state_dict(self) -> dict:
         return {"config": self.config(), "W": [w.clone() for w in self.W], "b": [v.clone() for v in self.b]}
 
-    @torch.no_grad()
     def load_state_dict(self, state: dict):
         if state.get("config") != self.config():
             raise ValueError(f"The saved network is {state.get('config')}, this one {self.config()}.")
-        for dst, src in zip(self.parameters(), [p for pair in zip(state["W"], state["b"]) for p in pair]):
-            dst.copy_(src)
+        self.copy_weights(state)
 
     def __repr__(self):
         C, H, W = self.image_shape

@@ -45,7 +45,45 @@ def init_weight(n_out, n_in, scheme, generator, device, dtype):
     return (torch.rand(n_out, n_in, generator=generator, dtype=dtype) * 2 * r - r).to(device)
 
 
-class MLP:
+class Network:
+    """What every network of the course shares: weight and bias lists ``W``, ``b`` (one entry per
+    layer), ``sizes``, an output activation and a loss; subclasses define ``forward`` and ``check_input``."""
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.W)
+
+    def activation_of(self, layer: int) -> Activation:
+        """The nonlinearity of 0-based layer ``layer`` (the output layer has its own)."""
+        return self.output_activation if layer == self.num_layers - 1 else self.activation
+
+    def __call__(self, X):
+        return self.forward(X).output
+
+    def targets(self, y):
+        """Labels or targets -> float targets matching the output layer, (batch, n_out)."""
+        return as_targets(y, self.sizes[-1])
+
+    def parameters(self) -> list:
+        """[W₁, b₁, W₂, b₂, ...]: the tensors an optimiser updates, in the order of the exercises."""
+        return list(self.named_parameters().values())
+
+    def named_parameters(self) -> dict:
+        """{"W1": W₁, "b1": b₁, "W2": ...}: every parameter by its name in the book (1-based layers).
+        Rules return their updates under these names."""
+        named = {}
+        for l, (W_l, b_l) in enumerate(zip(self.W, self.b), start=1):
+            named[f"W{l}"], named[f"b{l}"] = W_l, b_l
+        return named
+
+    @torch.no_grad()
+    def copy_weights(self, state: dict):
+        """Copy the saved ``state["W"]`` and ``state["b"]`` lists into this network's tensors."""
+        for dst, src in zip(self.parameters(), [p for pair in zip(state["W"], state["b"]) for p in pair]):
+            dst.copy_(src)
+
+
+class MLP(Network):
     """Fully connected network ``sizes = [n_in, n_1, ..., n_out]`` with its objective.
 
     ``activation`` is used in the hidden layers, ``output`` at the top; ``loss`` is "mse"
@@ -78,14 +116,6 @@ class MLP:
         net.W, net.b = list(W), list(b)
         return net
 
-    @property
-    def num_layers(self) -> int:
-        return len(self.W)
-
-    def activation_of(self, layer: int) -> Activation:
-        """The nonlinearity of 0-based layer ``layer`` (the output layer has its own)."""
-        return self.output_activation if layer == self.num_layers - 1 else self.activation
-
     def forward(self, X, W=None, b=None) -> ForwardPass:
         """Run X (batch, n_in) through the network; optional ``W``/``b`` lists replace the
         network's own (perturbation rules evaluate perturbed weights this way)."""
@@ -99,31 +129,12 @@ class MLP:
             h.append(self.activation_of(l)(a_l))
         return ForwardPass(h, a)
 
-    def __call__(self, X):
-        return self.forward(X).output
-
-    def targets(self, y):
-        """Labels or targets -> float targets matching the output layer, (batch, n_out)."""
-        return as_targets(y, self.sizes[-1])
-
     def check_input(self, X):
         if not isinstance(X, torch.Tensor):
             raise TypeError(f"The network takes a torch tensor, got {type(X).__name__}.")
         if X.dim() != 2 or X.shape[1] != self.sizes[0]:
             raise ValueError(f"Input of shape {tuple(X.shape)} but the network expects "
                              f"(batch, {self.sizes[0]}); flatten images with X.reshape(len(X), -1).")
-
-    def parameters(self) -> list:
-        """[W₁, b₁, W₂, b₂, ...]: the tensors an optimiser updates, in the order of the exercises."""
-        return list(self.named_parameters().values())
-
-    def named_parameters(self) -> dict:
-        """{"W1": W₁, "b1": b₁, "W2": ...}: every parameter by its name in the book (1-based layers).
-        Rules return their updates under these names."""
-        named = {}
-        for l, (W_l, b_l) in enumerate(zip(self.W, self.b), start=1):
-            named[f"W{l}"], named[f"b{l}"] = W_l, b_l
-        return named
 
     def config(self) -> dict:
         """The settings that define this network (recorded in checkpoints)."""
@@ -136,8 +147,7 @@ class MLP:
     def load_state_dict(self, state: dict):
         if state["sizes"] != self.sizes:
             raise ValueError(f"Saved network has sizes {state['sizes']}, this one {self.sizes}.")
-        for dst, src in zip(self.parameters(), [p for pair in zip(state["W"], state["b"]) for p in pair]):
-            dst.copy_(src)
+        self.copy_weights(state)
 
     def __repr__(self):
         return (f"MLP({'-'.join(map(str, self.sizes))}, {self.activation.name} hidden, "
