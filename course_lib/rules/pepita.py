@@ -149,11 +149,12 @@ class PEPITA(LearningRule):
         """(ΔW_l, Δb_l) of hidden layer l (1-based): the change of its activity between the passes
         times the modulated presynaptic activity, batch means."""
         batch = len(clean.h[0])
-        if self.update == "hebbian":
-            dW = (clean.h[l].T @ clean.h[l - 1] - mod.h[l].T @ mod.h[l - 1]) / batch
+        delta = (clean.h[l] - mod.h[l]) / batch                                # (batch, n_l)
+        if self.update == "hebbian":                                           # h h_prevᵀ - h̃ h̃_prevᵀ
+            dW = torch.addmm(clean.h[l].T @ clean.h[l - 1], mod.h[l].T, mod.h[l - 1], beta=1 / batch, alpha=-1 / batch)
         else:
-            dW = (clean.h[l] - mod.h[l]).T @ mod.h[l - 1] / batch                # (n_l, n_{l-1})
-        return dW, (clean.h[l] - mod.h[l]).mean(dim=0)                         # (n_l,)
+            dW = delta.T @ mod.h[l - 1]                                        # (n_l, n_{l-1})
+        return dW, delta.sum(dim=0)                                            # (n_l,)
 
     def scores(self, net: MLP, X):
         """The clean pass without dropout (with normalisation, if the rule normalises)."""
