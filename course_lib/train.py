@@ -93,6 +93,25 @@ def step_schedule(milestones, gamma: float = 0.1):
     return lambda optimizer: torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma)
 
 
+class LinearCooldown:
+    """The lr factor of loeweX's Forward-Forward recipe, by epochs done: 1 through the first half of
+    ``num_epochs``, then falling linearly to 2/num_epochs in the last epoch. A class, not a lambda,
+    so that checkpoints record ``num_epochs``."""
+
+    def __init__(self, num_epochs: int):
+        self.num_epochs = int(num_epochs)
+
+    def __call__(self, done: int) -> float:
+        epoch, E = done + 1, self.num_epochs
+        return 1.0 if epoch <= E // 2 else max(2 * (1 + E - epoch) / E, 0.0)
+
+
+def linear_cooldown(num_epochs: int):
+    """A ``schedule`` for :func:`train`: constant lr for half of ``num_epochs``, then a linear fall
+    (:class:`LinearCooldown`)."""
+    return lambda optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, LinearCooldown(num_epochs))
+
+
 def make_scheduler(schedule, optimizer):
     """``schedule``: None (constant lr), a list of milestone epochs (lr × 0.1 after each), or a
     function ``optimizer -> torch scheduler`` stepped once per epoch (e.g. :func:`step_schedule`)."""

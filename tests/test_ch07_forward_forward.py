@@ -20,8 +20,12 @@ def ff_net(sizes=(30, 7, 5), seed=0, dtype=torch.float64):
     return MLP(list(sizes), "relu", "relu", seed=seed, device="cpu", dtype=dtype)
 
 
-def autograd_updates(net, X, y, y_neg, threshold, layers, R=None, readout_layers=None):
-    """FF's gradients the slow, obvious way: per-layer losses on detached inputs, torch autograd."""
+def autograd_updates(net, X, y, y_neg, threshold, layers, R=None, readout_layers=None, goodness="mean",
+                     peer=0.0, mean_activity=None):
+    """FF's gradients the slow, obvious way: per-layer losses on detached inputs, torch autograd.
+    ``goodness="sum"``: binary cross-entropy on Σh² − θ·n_l (loeweX's loss); ``peer`` > 0 adds
+    loeweX's peer-normalisation loss on the running means ``mean_activity`` (updated in place),
+    through a ReLU whose gradient is 1 everywhere (value relu(a), slope of the identity)."""
     Ws = [W.clone().requires_grad_() for W in net.W]
     bs = [b.clone().requires_grad_() for b in net.b]
 
@@ -29,13 +33,25 @@ def autograd_updates(net, X, y, y_neg, threshold, layers, R=None, readout_layers
         acts = []
         for W, b in zip(Ws, bs):
             x_hat = (x / (x.pow(2).mean(1, keepdim=True).sqrt() + ff.EPS)).detach()
-            x = torch.relu(x_hat @ W.T + b)
+            a = x_hat @ W.T + b
+            x = a + (torch.relu(a) - a).detach() if peer else torch.relu(a)
             acts.append(x)
         return acts
     onehot = lambda labels: torch.cat([F.one_hot(labels, 10).to(X.dtype), X[:, 10:]], dim=1)
     pos, neg = forward(onehot(y)), forward(onehot(y_neg))
-    loss = sum(0.5 * (F.softplus(threshold - pos[l - 1].pow(2).mean(1)).mean()
-                      + F.softplus(neg[l - 1].pow(2).mean(1) - threshold).mean()) for l in layers)
+    loss = 0
+    for l in layers:
+        if goodness == "sum":
+            logits = torch.cat([pos[l - 1], neg[l - 1]]).pow(2).sum(1) - threshold * pos[l - 1].shape[1]
+            loss = loss + F.binary_cross_entropy_with_logits(logits, torch.cat([torch.ones(len(X)), torch.zeros(len(X))])
+                                                             .to(X.dtype))
+        else:
+            loss = loss + 0.5 * (F.softplus(threshold - pos[l - 1].pow(2).mean(1)).mean()
+                                 + F.softplus(neg[l - 1].pow(2).mean(1) - threshold).mean())
+        if peer:
+            m = 0.9 * mean_activity[l - 1] + 0.1 * pos[l - 1].mean(0)
+            mean_activity[l - 1] = m.detach()
+            loss = loss + peer * (m.mean() - m).pow(2).mean()
     if R is not None:
         R = R.clone().requires_grad_()
         neutral = forward(torch.cat([torch.full((len(X), 10), 0.1, dtype=X.dtype), X[:, 10:]], dim=1))
@@ -74,6 +90,47 @@ def test_updates_match_autograd(sizes, layers, readout):
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-9, atol=1e-12, msg=name)
     torch.testing.assert_close(loss, expected_loss)
+
+
+@pytest.mark.parametrize("sizes, layers", [((30, 7, 5), None), ((30, 6, 8, 4), [2, 3])])
+@pytest.mark.parametrize("goodness, peer", [("sum", 0.0), ("sum", 0.03), ("mean", 0.5)])
+def test_sum_goodness_and_peer_normalisation_match_autograd(sizes, layers, goodness, peer):
+    """loeweX's loss (BCE on Σh² − θ·n_l) and peer normalisation: the hand-written updates are the
+    gradients, over two steps (the running means carry over), and the running means agree."""
+    net = ff_net(sizes)
+    g = torch.Generator().manual_seed(2)
+    rule = ForwardForward(threshold=0.5, layers=layers, goodness=goodness, peer_normalisation=peer).bind(net)
+    learning = layers or list(range(1, len(sizes)))
+    means = [torch.zeros(n, dtype=torch.float64) for n in sizes[1:]]
+    for _ in range(2):
+        X, y = torch.rand(6, sizes[0], generator=g, dtype=torch.float64), torch.randint(10, (6,), generator=g)
+        state = rule.generator.get_state()
+        got, loss = rule.updates(net, X, y)
+        rule.generator.set_state(state)
+        y_neg = ff.negative_labels(y, 10, rule.generator)
+        expected, expected_loss = autograd_updates(net, X, y, y_neg, 0.5, learning, goodness=goodness, peer=peer,
+                                                   mean_activity=means)
+        for name in expected:
+            torch.testing.assert_close(got[name], expected[name], rtol=1e-9, atol=1e-12, msg=name)
+        torch.testing.assert_close(loss, expected_loss)
+        if peer:
+            for l in learning:
+                torch.testing.assert_close(rule.mean_activity[l - 1], means[l - 1])
+                assert rule.mean_activity[l - 1].abs().sum() > 0
+    if peer:
+        assert set(rule.owned()) == {f"mean_activity{l}" for l in range(1, len(sizes))}
+
+
+def test_peer_normalisation_revives_a_silent_unit():
+    """A unit that never fires gets no FF gradient, but peer normalisation pulls it up."""
+    net = ff_net((30, 6, 5))
+    with torch.no_grad():
+        net.b[0][0] = -50.0                                  # unit 1 of layer 1 is off for every input
+    X, y = torch.rand(8, 30, dtype=torch.float64), torch.randint(10, (8,))
+    plain, _ = ForwardForward(threshold=0.5).bind(net).updates(net, X, y)
+    peer, _ = ForwardForward(threshold=0.5, peer_normalisation=0.03).bind(net).updates(net, X, y)
+    assert float(plain["b1"][0]) == 0.0
+    assert float(peer["b1"][0]) < 0                         # uphill is down: the optimiser raises the bias
 
 
 def test_pieces():

@@ -12,7 +12,7 @@ from course_lib.network import MLP
 from course_lib.rules import Backprop, ErrorRule
 from course_lib.rules.base import output_error, propagate_errors
 from course_lib.rules.feedback_alignment import random_feedback
-from course_lib.train import evaluate, make_optimizer, make_scheduler, train
+from course_lib.train import evaluate, linear_cooldown, make_optimizer, make_scheduler, train
 
 
 class PulledFeedback(ErrorRule):
@@ -131,6 +131,22 @@ def test_milestones_divide_the_learning_rate_by_ten():
     np.testing.assert_allclose(rates, [0.1, 0.1, 0.01, 0.01, 0.001])
     with pytest.raises(TypeError, match="milestone"):
         make_scheduler(0.1, optimizer)
+
+
+def test_linear_cooldown_falls_in_the_second_half_and_is_recorded(digits, tmp_path):
+    """loeweX's cooldown over 6 epochs: full lr for 3, then 6/6, 4/6, 2/6 of it; checkpoints of
+    runs with another length differ."""
+    optimizer = make_optimizer(toy_net(), Backprop(), lr=0.3)
+    scheduler = make_scheduler(linear_cooldown(6), optimizer)
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(rates, [0.3, 0.3, 0.3, 0.3, 0.2, 0.1])
+    files = {train(toy_net(), Backprop(), digits, lr=0.05, num_epochs=1, progress=False, schedule=linear_cooldown(n),
+                   checkpoint=tmp_path / "c.pt").checkpoint for n in (4, 6)}
+    assert len(files) == 2
 
 
 def test_a_torch_scheduler_works_like_milestones(digits):

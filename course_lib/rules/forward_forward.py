@@ -15,11 +15,21 @@ p = σ(G − θ), over the N positive and N negative samples of a batch:
 
     L_l = ½ [mean_n softplus(θ − G⁺_n) + mean_n softplus(G⁻_n − θ)]
 
-For ReLU units ∂G/∂a = (2/n_l) h, so the gradient is a local outer product of each layer's own
-input and activity, Hebbian on positive data and anti-Hebbian on negative data:
+With ``goodness="sum"`` (Hinton's sum of squares, as in loeweX's code) G_l = Σ_i h_{l,i}² and the
+layer's threshold is θ·n_l: the logit Σh² − θ n_l = n_l (mean h² − θ) is the mean's, n_l times
+sharper. For ReLU units ∂G/∂a = (2/n_l) h (mean) or 2h (sum), so the gradient is a local outer
+product of each layer's own input and activity, Hebbian on positive data and anti-Hebbian on
+negative data (written for the mean):
 
     e⁺ = −σ(θ − G⁺) (2/n_l) h⁺ / 2N,   e⁻ = σ(G⁻ − θ) (2/n_l) h⁻ / 2N   (batch, n_l)
     ΔW_l = e⁺ᵀ x̂⁺ + e⁻ᵀ x̂⁻,   Δb_l = Σ_n (e⁺_n + e⁻_n)
+
+**Peer normalisation** (loeweX's code, ``peer_normalisation`` = c > 0) keeps every unit in use.
+Each layer keeps a running mean of each unit's activity on positive data, m ← 0.9 m + 0.1 mean_n h⁺,
+and adds c · mean_j (m_j − m̄)² to its loss. Its gradient reaches every unit's pre-activation as if
+the ReLU had slope 1 (the source's "full gradient" ReLU), so a silent unit is pulled back up:
+
+    e⁺_peer = c (2/n_l) (m − m̄) · 0.1/N     (every positive sample, every unit)
 
 **Prediction.** (a) by goodness: run the image once with each label embedded and pick the label
 whose accumulated goodness (over ``score_layers``) is highest: ``n_classes`` forward passes;
@@ -91,6 +101,14 @@ def goodness(h) -> torch.Tensor:
     return h.pow(2).mean(dim=1)
 
 
+def sum_of_squares(h) -> torch.Tensor:
+    """G = Σ over units of h² (Hinton's goodness): (batch, n) -> (batch,)."""
+    return h.pow(2).sum(dim=1)
+
+
+GOODNESS = {"mean": goodness, "sum": sum_of_squares}
+
+
 def layer_loss(g_pos, g_neg, threshold: float) -> torch.Tensor:
     """½ [mean softplus(θ − G⁺) + mean softplus(G⁻ − θ)]: the logistic loss of σ(G − θ), positives
     labelled 1 and negatives 0, averaged over all samples. softplus, unlike log(1 + exp(·)),
@@ -123,14 +141,15 @@ def ff_forward(net, X_embedded, num_layers: int | None = None, eps: float = EPS)
 
 
 @torch.no_grad()
-def goodness_per_label(net, X, n_classes: int = 10, layers=None, eps: float = EPS) -> torch.Tensor:
-    """(batch, n_classes): the goodness accumulated over ``layers`` (1-based; default all) with
-    each label embedded in turn. Its argmax over labels is the prediction by goodness."""
+def goodness_per_label(net, X, n_classes: int = 10, layers=None, eps: float = EPS, kind: str = "mean") -> torch.Tensor:
+    """(batch, n_classes): the goodness (``kind`` "mean" or "sum" of squares) accumulated over
+    ``layers`` (1-based; default all) with each label embedded in turn. Its argmax over labels is
+    the prediction by goodness."""
     layers = list(layers) if layers is not None else list(range(1, net.num_layers + 1))
     table = []
     for label in range(n_classes):
         acts = ff_forward(net, embed_label(X, label, n_classes), max(layers), eps)
-        table.append(sum(goodness(acts[l - 1][1]) for l in layers))
+        table.append(sum(GOODNESS[kind](acts[l - 1][1]) for l in layers))
     return torch.stack(table, dim=1)
 
 
@@ -144,7 +163,9 @@ def all_but_first(num_layers: int) -> list:
 class ForwardForward(LearningRule):
     """Forward-Forward training of an ``MLP(sizes, activation="relu", output="relu")``.
 
-    Settings: ``threshold`` θ; ``n_classes`` label pixels; ``layers`` that learn (1-based; None:
+    Settings: ``threshold`` θ (per unit: the layer's is θ·n_l with ``goodness="sum"``);
+    ``goodness`` "mean" (the chapter's) or "sum" of squares; ``peer_normalisation`` c (0: none);
+    ``n_classes`` label pixels; ``layers`` that learn (1-based; None:
     all, at once; ``[1]`` then ``[2]`` trains greedily, one train() call per layer); ``predictor``
     "goodness" or "softmax" (which predictor ``scores`` uses, see the module docstring);
     ``score_layers`` (None: all; Hinton leaves out the first of a deeper net) and ``readout_layers``
@@ -159,10 +180,15 @@ class ForwardForward(LearningRule):
 
     def __init__(self, threshold: float = 2.0, n_classes: int = 10, layers=None, predictor: str = "goodness",
                  score_layers=None, readout: bool = False, readout_layers=None, readout_lr: float = 0.01,
-                 readout_weight_decay: float = 0.0, eps: float = EPS, seed: int = 0):
+                 readout_weight_decay: float = 0.0, goodness: str = "mean", peer_normalisation: float = 0.0,
+                 eps: float = EPS, seed: int = 0):
         if not threshold > 0:
             raise ValueError(f"threshold must be positive, got {threshold}: goodness is a mean of squares, "
                              f"never negative, so every positive sample would already count as good.")
+        if goodness not in GOODNESS:
+            raise ValueError(f"goodness is 'mean' or 'sum' (of the squared activities), got {goodness!r}.")
+        if not peer_normalisation >= 0:
+            raise ValueError(f"peer_normalisation is a non-negative weight (0: none), got {peer_normalisation}.")
         if predictor not in ("goodness", "softmax"):
             raise ValueError(f"predictor is 'goodness' or 'softmax', got {predictor!r}.")
         if predictor == "softmax" and not readout:
@@ -172,7 +198,8 @@ class ForwardForward(LearningRule):
         self.score_layers = None if score_layers is None else sorted(int(l) for l in score_layers)
         self.readout_layers = None if readout_layers is None else sorted(int(l) for l in readout_layers)
         self.readout_lr, self.readout_weight_decay, self.eps, self.seed = readout_lr, readout_weight_decay, eps, seed
-        self.R, self.generator, self._bound = None, None, None
+        self.goodness, self.peer_normalisation = goodness, peer_normalisation
+        self.R, self.mean_activity, self.generator, self._bound = None, [], None, None
 
     # ---- binding: the readout R (owned, learned) and the negative labels' generator
     def bind(self, net):
@@ -184,12 +211,15 @@ class ForwardForward(LearningRule):
             width = sum(net.sizes[l] for l in self.readout_layers_of(net))
             if self.R is None or self.R.shape != (self.n_classes, width):
                 self.R = torch.zeros(self.n_classes, width, device=net.device, dtype=net.dtype)
+            if self.peer_normalisation and [len(m) for m in self.mean_activity] != net.sizes[1:]:
+                self.mean_activity = [torch.zeros(n, device=net.device, dtype=net.dtype) for n in net.sizes[1:]]
             self.generator = torch.Generator(device=net.device).manual_seed(self.seed)
             self._bound = net
         return self
 
     def owned(self):
-        return {"R": self.R} if self.readout and self.R is not None else {}
+        owned = {"R": self.R} if self.readout and self.R is not None else {}
+        return owned | {f"mean_activity{l}": m for l, m in enumerate(self.mean_activity, start=1)}
 
     def learned(self):
         return self.owned()
@@ -221,19 +251,36 @@ class ForwardForward(LearningRule):
         updates, loss = {}, torch.zeros((), device=X.device, dtype=X.dtype)
         for l in self.learning_layers(net):
             (x_pos, h_pos), (x_neg, h_neg) = pos[l - 1], neg[l - 1]
-            g_pos, g_neg = goodness(h_pos), goodness(h_neg)
-            scale = 2.0 / h_pos.shape[1] / (2 * n)                                   # ∂G/∂h = 2h/n_l, ½·mean
-            e_pos = -torch.sigmoid(self.threshold - g_pos)[:, None] * h_pos * scale  # (batch, n_l)
-            e_neg = torch.sigmoid(g_neg - self.threshold)[:, None] * h_neg * scale   # (batch, n_l)
+            width = h_pos.shape[1]
+            theta = self.threshold * (width if self.goodness == "sum" else 1)
+            g_pos, g_neg = GOODNESS[self.goodness](h_pos), GOODNESS[self.goodness](h_neg)
+            scale = (2.0 if self.goodness == "sum" else 2.0 / width) / (2 * n)      # ∂G/∂h = 2h (/n_l), ½·mean
+            e_pos = -torch.sigmoid(theta - g_pos)[:, None] * h_pos * scale           # (batch, n_l)
+            e_neg = torch.sigmoid(g_neg - theta)[:, None] * h_neg * scale            # (batch, n_l)
+            loss += layer_loss(g_pos, g_neg, theta)
+            if self.peer_normalisation:
+                e_peer, peer_loss = self.peer_term(l, h_pos)
+                e_pos = e_pos + e_peer
+                loss += peer_loss
             updates[f"W{l}"] = e_pos.T @ x_pos + e_neg.T @ x_neg                      # (n_l, n_{l-1})
             updates[f"b{l}"] = e_pos.sum(dim=0) + e_neg.sum(dim=0)                    # (n_l,)
-            loss += layer_loss(g_pos, g_neg, self.threshold)
         if self.readout:
             logits, z = self.readout_logits(net, X, return_features=True)
             p = torch.softmax(logits, dim=1)
             updates["R"] = (p - nnf.one_hot(y, self.n_classes).to(p.dtype)).T @ z / n   # (n_classes, width)
             loss += nnf.cross_entropy(logits, y)
         return updates, loss
+
+    def peer_term(self, l: int, h_pos, momentum: float = 0.9):
+        """Peer normalisation of layer l (module docstring): updates the running mean m of its units'
+        activity on the positive samples h_pos (N, n_l) and returns (the error it adds to every
+        positive sample's pre-activation (N, n_l), its loss c · mean_j (m_j − m̄)²)."""
+        m = self.mean_activity[l - 1]
+        m.mul_(momentum).add_(h_pos.mean(dim=0), alpha=1 - momentum)                # (n_l,)
+        spread = m - m.mean()
+        c, (N, width) = self.peer_normalisation, h_pos.shape
+        e_peer = (c * 2 / width * (1 - momentum) / N) * spread                      # (n_l,), the same for every sample
+        return e_peer.expand(N, width), c * spread.pow(2).mean()
 
     # ---- predicting
     @torch.no_grad()
@@ -254,7 +301,7 @@ class ForwardForward(LearningRule):
             raise ValueError(f"Images of {X.shape[1]} pixels but the network's input layer has {net.sizes[0]}.")
         if self.predictor == "softmax":
             return self.readout_logits(net, X)
-        return goodness_per_label(net, X, self.n_classes, self.score_layers_of(net), self.eps)
+        return goodness_per_label(net, X, self.n_classes, self.score_layers_of(net), self.eps, self.goodness)
 
     def score_loss(self, net, scores, y):
         return nnf.cross_entropy(scores, y, reduction="none")
@@ -277,8 +324,9 @@ class ForwardForward(LearningRule):
 
     @torch.no_grad()
     def check_threshold(self, net, X, y):
-        """Fail in one line when the logistic σ(G − θ) is saturated for every sample of a learning
-        layer at the start: then positives and negatives cannot be told apart and the loss is stuck."""
+        """Fail in one line when the mean squared activity of every sample of a learning layer is far
+        from the threshold per unit at the start: then σ(G − θ) is saturated, positives and negatives
+        cannot be told apart, and the loss is stuck."""
         acts = ff_forward(net, embed_label(X, y, self.n_classes), max(self.learning_layers(net)), self.eps)
         for l in self.learning_layers(net):
             g = goodness(acts[l - 1][1])
