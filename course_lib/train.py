@@ -95,15 +95,15 @@ def step_schedule(milestones, gamma: float = 0.1):
 
 class LinearCooldown:
     """The lr factor of loeweX's Forward-Forward recipe, by epochs done: 1 through the first half of
-    ``num_epochs``, then falling linearly to 2/num_epochs in the last epoch. A class, not a lambda,
-    so that checkpoints record ``num_epochs``."""
+    ``num_epochs``, then falling linearly to 2/num_epochs in the last epoch (never above 1, as the
+    source's formula is for an odd count). A class, not a lambda, so checkpoints record ``num_epochs``."""
 
     def __init__(self, num_epochs: int):
         self.num_epochs = int(num_epochs)
 
     def __call__(self, done: int) -> float:
         epoch, E = done + 1, self.num_epochs
-        return 1.0 if epoch <= E // 2 else max(2 * (1 + E - epoch) / E, 0.0)
+        return min(1.0, max(2 * (1 + E - epoch) / E, 0.0))
 
 
 def linear_cooldown(num_epochs: int):

@@ -12,7 +12,7 @@ from course_lib.network import MLP
 from course_lib.rules import Backprop, ErrorRule
 from course_lib.rules.base import output_error, propagate_errors
 from course_lib.rules.feedback_alignment import random_feedback
-from course_lib.train import evaluate, linear_cooldown, make_optimizer, make_scheduler, train
+from course_lib.train import LinearCooldown, evaluate, linear_cooldown, make_optimizer, make_scheduler, train
 
 
 class PulledFeedback(ErrorRule):
@@ -144,6 +144,8 @@ def test_linear_cooldown_falls_in_the_second_half_and_is_recorded(digits, tmp_pa
         optimizer.step()
         scheduler.step()
     np.testing.assert_allclose(rates, [0.3, 0.3, 0.3, 0.3, 0.2, 0.1])
+    np.testing.assert_allclose([LinearCooldown(5)(done) for done in range(5)], [1, 1, 1, 0.8, 0.4])
+    assert LinearCooldown(1)(0) == 1.0
     files = {train(toy_net(), Backprop(), digits, lr=0.05, num_epochs=1, progress=False, schedule=linear_cooldown(n),
                    checkpoint=tmp_path / "c.pt").checkpoint for n in (4, 6)}
     assert len(files) == 2
