@@ -13,7 +13,7 @@ from course_lib.network import MLP
 from course_lib.properties import ROWS, YES
 from course_lib.rules import forward_forward as ff
 from course_lib.rules.forward_forward import ForwardForward
-from course_lib.train import train
+from course_lib.train import linear_cooldown, train
 
 
 def ff_net(sizes=(30, 7, 5), seed=0, dtype=torch.float64):
@@ -119,6 +119,7 @@ def test_sum_goodness_and_peer_normalisation_match_autograd(sizes, layers, goodn
                 assert rule.mean_activity[l - 1].abs().sum() > 0
     if peer:
         assert set(rule.owned()) == {f"mean_activity{l}" for l in range(1, len(sizes))}
+        assert rule.learned() == {}                        # kept and saved, not stepped
 
 
 def test_peer_normalisation_revives_a_silent_unit():
@@ -243,6 +244,24 @@ def test_simultaneous_training_learns_with_both_predictors(digits, tmp_path):
         readout=True, predictor="softmax", readout_lr=0.05)
     train(net2, rule2, digits, num_epochs=15, checkpoint=tmp_path / "ff.pt", **kwargs)
     assert torch.equal(rule2.R, rule.R) and torch.equal(net2.W[1], net.W[1])
+
+
+def test_loewe_recipe_learns_and_its_running_means_survive_a_checkpoint(digits, tmp_path):
+    """The reproduction's recipe (sum goodness, peer normalisation, decay, cooldown) learns the digits
+    through train(); a second call loads the run, running means included."""
+    def run():
+        net = MLP([784, 64, 64], "relu", "relu", init=64 ** -0.5, seed=1, device="cpu")
+        rule = ForwardForward(threshold=1.0, goodness="sum", peer_normalisation=0.03, readout=True,
+                              predictor="softmax", readout_lr=0.05)
+        history = train(net, rule, digits, lr=1e-3, weight_decay=3e-4, momentum=0.9, num_epochs=8, batch_size=50,
+                        schedule=linear_cooldown(8), progress=False, checkpoint=tmp_path / "loewe.pt")
+        return net, rule, history
+    net, rule, history = run()
+    assert history["val_acc"][-1] > 0.7 and not history.loss_grew
+    assert all(float(m.abs().sum()) > 0 for m in rule.mean_activity)
+    net2, rule2, _ = run()
+    assert all(torch.equal(a, b) for a, b in zip(rule2.mean_activity, rule.mean_activity))
+    assert torch.equal(net2.W[0], net.W[0])
 
 
 def test_greedy_training_trains_one_layer_at_a_time(digits):

@@ -217,12 +217,13 @@ class ForwardForward(LearningRule):
             self._bound = net
         return self
 
-    def owned(self):
-        owned = {"R": self.R} if self.readout and self.R is not None else {}
-        return owned | {f"mean_activity{l}": m for l, m in enumerate(self.mean_activity, start=1)}
-
     def learned(self):
-        return self.owned()
+        """The readout R, stepped by the optimiser."""
+        return {"R": self.R} if self.readout and self.R is not None else {}
+
+    def owned(self):
+        """R and, with peer normalisation, each layer's running mean activity (saved in checkpoints)."""
+        return self.learned() | {f"mean_activity{l}": m for l, m in enumerate(self.mean_activity, start=1)}
 
     def learning_layers(self, net) -> list:
         return self.layers if self.layers is not None else list(range(1, net.num_layers + 1))
