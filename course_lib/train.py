@@ -94,7 +94,7 @@ def step_schedule(milestones, gamma: float = 0.1):
 
 
 class LinearCooldown:
-    """The lr factor of loeweX's Forward-Forward recipe, by epochs done: 1 through the first half of
+    """The lr factor of loeweX's Forward-Forward recipe (Chapter 7's stronger set-up), by epochs done: 1 through the first half of
     ``num_epochs``, then falling linearly to 2/num_epochs in the last epoch (never above 1, as the
     source's formula is for an odd count). A class, not a lambda, so checkpoints record ``num_epochs``."""
 
@@ -114,7 +114,8 @@ def linear_cooldown(num_epochs: int):
 
 def make_scheduler(schedule, optimizer):
     """``schedule``: None (constant lr), a list of milestone epochs (lr × 0.1 after each), or a
-    function ``optimizer -> torch scheduler`` stepped once per epoch (e.g. :func:`step_schedule`)."""
+    function ``optimizer -> torch scheduler`` stepped once per epoch (e.g. :func:`step_schedule`,
+    :func:`linear_cooldown`)."""
     if schedule is None:
         return None
     if isinstance(schedule, (list, tuple)):
