@@ -94,9 +94,10 @@ def step_schedule(milestones, gamma: float = 0.1):
 
 
 class LinearCooldown:
-    """The lr factor of loeweX's Forward-Forward recipe (Chapter 7's stronger set-up), by epochs done: 1 through the first half of
-    ``num_epochs``, then falling linearly to 2/num_epochs in the last epoch (never above 1, as the
-    source's formula is for an odd count). A class, not a lambda, so checkpoints record ``num_epochs``."""
+    """The lr factor of loeweX's Forward-Forward recipe (Chapter 7's stronger set-up), by epochs
+    done: 1 through the first half of ``num_epochs``, then falling linearly to 2/num_epochs in the
+    last epoch (never above 1, as the source's formula is for an odd count). A class, not a lambda,
+    so checkpoints record ``num_epochs``."""
 
     def __init__(self, num_epochs: int):
         self.num_epochs = int(num_epochs)
