@@ -253,9 +253,10 @@ class ForwardForward(LearningRule):
         for l in self.learning_layers(net):
             (x_pos, h_pos), (x_neg, h_neg) = pos[l - 1], neg[l - 1]
             width = h_pos.shape[1]
-            theta = self.threshold * (width if self.goodness == "sum" else 1)
+            units = width if self.goodness == "sum" else 1                          # G = units · mean h²
+            theta = self.threshold * units
             g_pos, g_neg = GOODNESS[self.goodness](h_pos), GOODNESS[self.goodness](h_neg)
-            scale = (2.0 if self.goodness == "sum" else 2.0 / width) / (2 * n)      # ∂G/∂h = 2h (/n_l), ½·mean
+            scale = 2.0 * units / width / (2 * n)                                   # ∂G/∂h = 2h·units/n_l, ½·mean
             e_pos = -torch.sigmoid(theta - g_pos)[:, None] * h_pos * scale           # (batch, n_l)
             e_neg = torch.sigmoid(g_neg - theta)[:, None] * h_neg * scale            # (batch, n_l)
             loss += layer_loss(g_pos, g_neg, theta)
