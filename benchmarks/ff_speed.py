@@ -36,9 +36,9 @@ from course_lib import data as course_data
 from course_lib.config import get_device
 from course_lib.data import minibatches
 from course_lib.network import MLP
-from course_lib.reproduce import EXPERIMENTS, make_net
+from course_lib.recipes import PUBLISHED
 from course_lib.rules import forward_forward as ff
-from course_lib.train import linear_cooldown, make_optimizer, train
+from course_lib.train import make_optimizer
 
 SIZES, THRESHOLD, LAB_STEPS, LAB_LR = (784, 500, 500), 2.0, 1000, 0.03
 BATCH, LR, MOMENTUM = 100, 0.5, 0.9          # the chapter's full-mode settings
@@ -136,12 +136,9 @@ def course_run(net, rule, optimizer, X, y, X_eval, y_eval, target, check_every, 
 def strong_run(dataset, epochs: int, target: float, device):
     """Löwe's recipe (the reproduction's ``ff`` experiment) for ``epochs`` epochs, the cooldown over
     those; prints training time and test accuracy per epoch and when ``target`` (a fraction) was reached."""
-    experiment = next(e for e in EXPERIMENTS if e.key == "ff")
-    net, rule = make_net(experiment, 0, device), experiment.rule()
-    history = train(net, rule, dataset, lr=experiment.lr, num_epochs=epochs, batch_size=experiment.batch_size,
-                    momentum=experiment.momentum, weight_decay=experiment.weight_decay,
-                    schedule=linear_cooldown(epochs), progress=False)
-    print(f"stronger set-up ({'-'.join(map(str, experiment.sizes))}, Löwe's recipe, cooldown over {epochs} epochs, "
+    recipe = PUBLISHED["ff"].budget(epochs)
+    history = recipe.run(dataset, 0, quick=False, save=False)
+    print(f"stronger set-up ({'-'.join(map(str, recipe.sizes(dataset)))}, Löwe's recipe, cooldown over {epochs} epochs, "
           f"{len(dataset.X_train):,} training samples):")
     elapsed, reached = 0.0, None
     for epoch, seconds, acc in zip(history["epoch"][1:], history["seconds"][1:], history["test_acc"][1:]):

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from course_lib import reproduce
+from course_lib.recipes import PUBLISHED
 
 
 @pytest.fixture(scope="module")
@@ -17,14 +18,15 @@ def quick_run(tmp_path_factory):
 
 def test_quick_run_writes_one_row_per_published_figure(quick_run, capsys):
     out, rows = quick_run
-    assert [r["experiment"] for r in rows] == [e.key for e in reproduce.EXPERIMENTS]
+    assert [r["experiment"] for r in rows] == list(PUBLISHED)
     with open(out / "reproduction.csv") as f:
         table = list(csv.DictReader(f))
     assert [r["experiment"] for r in table] == [r["experiment"] for r in rows]
     for row in table:
-        assert float(row["published (%)"]) > 97 and 0 <= float(row["course (%)"]) <= 100
-        assert row["source"] and row["data"]
+        assert float(row["published (%)"].split(" ± ")[0]) > 97 and 0 <= float(row["course (%)"]) <= 100
+        assert row["source"] and row["data"] and row["kind of source"]
         assert row["gap (points)"] == "— (published on MNIST)"         # the quick run's data is not MNIST
+        assert row["within tolerance"] == "—" and float(row["train min / seed"]) >= 0
     markdown = (out / "reproduction.md").read_text()
     assert "quick pipeline check" in markdown and markdown.count("\n| ") == len(rows) + 1
 
@@ -39,14 +41,25 @@ def test_a_second_call_loads_the_finished_runs(quick_run, capsys):
                                                                  if r["chapter"] == 5}
 
 
-def test_gap_only_on_the_published_data():
-    """The gap is course minus published on MNIST, and not computed on other data."""
-    results = {"akrout_bp": [97.0, 98.0], "pepita": [98.5]}
+def finished(accuracy: float, minutes: float = 1.0):
+    """A stand-in for a finished run's History: what the table reads of it."""
+    return {"test_acc": [0.1, accuracy / 100], "seconds": [0.0, 60 * minutes]}
+
+
+def test_gap_and_tolerance_only_on_the_published_data():
+    """The gap is course minus published on MNIST, and not computed on other data; a row is within
+    tolerance within 0.3 points, or 2 published standard deviations where the source gives one."""
+    results = {"akrout_bp": [finished(97.0), finished(98.0)], "pepita": [finished(97.84, 3.0)],
+               "pepita_bp": [finished(98.40)]}
     rows = reproduce.table_rows(results, SimpleNamespace(name="MNIST"))
-    assert [(r["experiment"], r["course (%)"], r["gap (points)"]) for r in rows] == [
-        ("akrout_bp", "97.50 ± 0.71", "-1.00"), ("pepita", "98.50", "+0.49")]
+    assert [(r["experiment"], r["course (%)"], r["gap (points)"], r["within tolerance"]) for r in rows] == [
+        ("akrout_bp", "97.50 ± 0.71", "-1.00", "no"), ("pepita", "97.84", "-0.17", "yes"),
+        ("pepita_bp", "98.40", "-0.23", "yes")]
+    assert rows[1]["published (%)"] == "98.01 ± 0.09" and rows[1]["train min / seed"] == "3.0"
+    assert PUBLISHED["pepita"].published.tolerance == 0.3 and PUBLISHED["akrout_bp"].published.kind == "authors' code log"
     other = reproduce.table_rows(results, SimpleNamespace(name="Fashion-MNIST"))
     assert {r["gap (points)"] for r in other} == {"— (published on MNIST)"}
+    assert {r["within tolerance"] for r in other} == {"—"}
 
 
 def test_list_and_selection(capsys):

@@ -1,9 +1,8 @@
 """Chapter 8, "Putting it together": every rule of the book on the same data and network, trained and
 measured the same way. The rule contract (:mod:`course_lib.rules.base`) makes this one loop.
 
-* :data:`RULES` — each rule with the learning rate and momentum it gets here (the gradient-following
-  rules share one recipe; the perturbation rules need small plain-SGD steps; Forward-Forward
-  trains its own network, since its last layer is not the class count).
+* :data:`RULES` — each rule's recipe here (:data:`course_lib.recipes.SYNTHESIS`: one network and
+  budget; Forward-Forward trains its own network, since its last layer is not the class count).
 * :func:`compare` — train every rule over several seeds (train-or-load) and collect one row each.
 * :func:`depth_study` — the same rules with 1, 2 or 4 hidden layers.
 * :func:`epoch_seconds` — seconds per epoch of each rule on each device present (CPU, and a GPU
@@ -11,65 +10,26 @@ measured the same way. The rule contract (:mod:`course_lib.rules.base`) makes th
 """
 import statistics
 import time
-from dataclasses import dataclass
 
 import torch
 
-from .. import config
 from ..alignment import alignment_tracker
-from ..network import MLP
-from ..rules import Backprop
-from ..rules.feedback_alignment import DirectFeedbackAlignment, FeedbackAlignment, SignSymmetry
-from ..rules.forward_forward import ForwardForward
-from ..rules.kolen_pollack import KolenPollack
-from ..rules.pepita import PEPITA
-from ..rules.perturbation import NodePerturbation, WeightPerturbation
-from ..rules.weight_mirroring import WeightMirroring
-from ..train import make_optimizer, train
+from ..recipes import SYNTHESIS as RULES
+from ..train import make_optimizer
 
 
-@dataclass
-class Contender:
-    """A rule as this chapter trains it."""
-    make: callable          # () -> a fresh rule
-    lr: float
-    momentum: float = 0.9
-    forward_forward: bool = False   # trains a [n_in, width, width] ReLU network of its own
+def recipe(name: str, hidden: list):
+    """The rule's chapter-8 recipe with these hidden layers (one cache entry per shape)."""
+    base = RULES[name]
+    return base if list(hidden) == list(base.hidden) else base.variant(
+        f"{base.key}_{'-'.join(map(str, hidden))}", hidden=tuple(hidden))
 
 
-RULES = {
-    "BP": Contender(Backprop, 0.01),
-    "WP": Contender(lambda: WeightPerturbation(1e-3, seed=0), 0.003, momentum=0.0),
-    "NP": Contender(lambda: NodePerturbation(1e-3, seed=0), 0.01, momentum=0.0),
-    "FA": Contender(lambda: FeedbackAlignment(seed=0), 0.01),
-    "DFA": Contender(lambda: DirectFeedbackAlignment(seed=0), 0.01),
-    "SS": Contender(SignSymmetry, 0.01),
-    "KP": Contender(lambda: KolenPollack(decay=1e-3, seed=0), 0.01),
-    "WM": Contender(lambda: WeightMirroring(seed=0), 0.01),
-    "PEPITA": Contender(lambda: PEPITA(seed=0), 0.01),
-    "PEPITA (Hebbian)": Contender(lambda: PEPITA(update="hebbian", seed=0), 0.01),
-    "FF": Contender(lambda: ForwardForward(seed=0), 0.3, forward_forward=True),
-}
-
-
-def network(contender: Contender, data, hidden: list, seed: int, device=None) -> MLP:
-    """The shared network [n_in, *hidden, n_classes] (ReLU, cross-entropy), or Forward-Forward's own
-    [n_in, *hidden, hidden[-1]] of ReLU layers."""
-    if contender.forward_forward:
-        return MLP([data.n_features, *hidden, hidden[-1]], "relu", "relu", "mse", seed=seed, device=device)
-    return MLP([data.n_features, *hidden, data.n_classes], "relu", "identity", "cross_entropy", seed=seed,
-               device=device)
-
-
-def run(name: str, data, hidden: list, num_epochs: int, seed: int, batch_size: int = 64, probe=None):
-    """Train (or load) one rule on one seed; returns the History."""
-    contender = RULES[name]
-    net = network(contender, data, hidden, seed)
-    on_epoch = alignment_tracker(*probe) if probe and not contender.forward_forward else None
-    key = name.replace(" ", "_").replace("(", "").replace(")", "")
-    return train(net, contender.make(), data, lr=contender.lr, num_epochs=num_epochs, batch_size=batch_size,
-                 momentum=contender.momentum, seed=seed, on_epoch=on_epoch, progress=False,
-                 checkpoint=config.run_file(f"ch08_{key}_{'-'.join(map(str, hidden))}_seed{seed}.pt"))
+def run(name: str, data, hidden: list, num_epochs: int, seed: int, probe=None):
+    """Train (or load) one rule on one seed for ``num_epochs``; returns the History."""
+    r = recipe(name, hidden).budget(num_epochs)
+    on_epoch = alignment_tracker(*probe) if probe and r.top == "classes" else None
+    return r.run(data, seed, on_epoch=on_epoch)
 
 
 def summary_row(name: str, histories: list) -> dict:
@@ -113,10 +73,9 @@ def epoch_seconds(names, data, hidden: list, devices, batch_size: int = 64, step
     for device in map(torch.device, devices):
         X, y = data.X_train[:batch_size].to(device), data.y_train[:batch_size].to(device)
         for name in names:
-            contender = RULES[name]
-            net = network(contender, data, hidden, seed=0, device=device)
-            rule = contender.make()
-            optimizer = make_optimizer(net, rule, contender.lr, contender.momentum)
+            r = recipe(name, hidden)
+            net, rule = r.network(data, seed=0, device=device), r.make_rule(0)
+            optimizer = make_optimizer(net, rule, r.lr, r.momentum)
             for _ in range(2):
                 rule.step(net, X, y, optimizer)
             synchronize(device)

@@ -216,10 +216,12 @@ class WeightMirroring(Mirror, FeedbackAlignment):
 class MirroredPEPITA(Mirror, PEPITA):
     """PEPITA whose F (n_in, n_out) is c · B₁ B₂ ⋯ B_L, each B_l (n_{l-1}, n_l) mirroring W_lᵀ.
 
-    The B_l start random (seeded, with W_l's standard deviation) and learn by weight mirroring with
-    one mirror step per training step (``premirror_steps`` more when they are drawn); c rescales
-    the product to the standard deviation of PEPITA's initial F (``F_scale``), so only F's direction
-    learns. Needs ``sign=-1``: mirroring turns F towards +(W_L ⋯ W_1)ᵀ, which is the direction that
+    The B_l start random (seeded, with W_l's standard deviation) and learn by weight mirroring:
+    ``premirror_steps`` mirror steps when they are drawn and, with ``mirror_in_training``, one more
+    with every training step; c rescales the product to the standard deviation of PEPITA's initial
+    F (``F_scale``), so only F's direction learns. The follow-up's recipe mirrors before training
+    only: mirroring while training keeps turning F towards (W₂W₁)ᵀ, which makes the first layer's
+    feedback W₁F grow as the forward weights grow (Chapter 6 shows it), until the updates blow up. Needs ``sign=-1``: mirroring turns F towards +(W_L ⋯ W_1)ᵀ, which is the direction that
     helps with x - F e. Other arguments as in :class:`PEPITA` and :class:`WeightMirroring`.
     """
     name = "PEPITA+WM"
@@ -227,8 +229,8 @@ class MirroredPEPITA(Mirror, PEPITA):
     def __init__(self, F_scale: float = 0.05, sign: int = -1, output_error: str = "modulated",
                  keep: float = 1.0, normalise: bool = False, update: str = "difference",
                  noise_std: float = 0.1, mirror_lr: float = 0.01, mirror_decay: float = 1e-4,
-                 mirror_batch: int = 64, premirror_steps: int = 0, noise: str = "gaussian",
-                 noise_mean: float = 0.0, response: str = "layer", seed: int = 0):
+                 mirror_batch: int = 64, premirror_steps: int = 0, mirror_in_training: bool = True,
+                 noise: str = "gaussian", noise_mean: float = 0.0, response: str = "layer", seed: int = 0):
         super().__init__(F_scale=F_scale, sign=sign, output_error=output_error, keep=keep,
                          normalise=normalise, update=update, seed=seed)
         if sign != -1:
@@ -236,7 +238,7 @@ class MirroredPEPITA(Mirror, PEPITA):
                              "+(W_L ⋯ W_1)ᵀ, which only helps with that convention.")
         self.noise_std, self.mirror_lr, self.mirror_decay = noise_std, mirror_lr, mirror_decay
         self.mirror_batch, self.premirror_steps, self.noise = mirror_batch, premirror_steps, noise
-        self.noise_mean, self.response = noise_mean, response
+        self.mirror_in_training, self.noise_mean, self.response = mirror_in_training, noise_mean, response
         self.check_mirror_settings()
         self.Bs, self.F_std, self._noise_generator = None, None, None
 
@@ -273,7 +275,7 @@ class MirroredPEPITA(Mirror, PEPITA):
         return {f"B{l}": B for l, B in enumerate(self.Bs or [], start=1)}
 
     def learned(self) -> dict:
-        return self.owned()
+        return self.owned() if self.mirror_in_training else {}
 
     def mirrored_matrices(self, net):
         return self.Bs, range(net.num_layers)
@@ -282,8 +284,9 @@ class MirroredPEPITA(Mirror, PEPITA):
         self.bind(net)
         self.refresh_F()                                   # the B_l moved in the last optimiser step
         updates, loss = super().updates(net, X, y)
-        uphill = self.mirror_directions(net, range(net.num_layers), self.mirror_batch, sign=-1.0)
-        updates.update(zip(self.owned(), uphill))
+        if self.mirror_in_training:
+            uphill = self.mirror_directions(net, range(net.num_layers), self.mirror_batch, sign=-1.0)
+            updates.update(zip(self.owned(), uphill))
         return updates, loss
 
     def feedback_pairs(self, net):
@@ -297,7 +300,8 @@ class MirroredPEPITA(Mirror, PEPITA):
 
     def param_groups(self, net, lr, weight_decay=0.0):
         self.bind(net)
-        return [{"params": net.parameters(), "lr": lr, "weight_decay": weight_decay}, self.mirror_group(lr)]
+        forward = {"params": net.parameters(), "lr": lr, "weight_decay": weight_decay}
+        return [forward, self.mirror_group(lr)] if self.mirror_in_training else [forward]
 
 
 def mirror_phase(rule, net: MLP, num_steps: int):
