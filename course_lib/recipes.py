@@ -138,19 +138,22 @@ class Recipe:
             rule.premirror_steps = min(rule.premirror_steps, 10)
         return rule
 
-    def run(self, data, seed: int = 0, *, quick: bool | None = None, runs_dir=None, save: bool = True,
-            on_epoch=None, progress: bool = False) -> History:
+    def run(self, data, seed: int = 0, *, rule: LearningRule | None = None, quick: bool | None = None,
+            runs_dir=None, save: bool = True, on_epoch=None, progress: bool = False) -> History:
         """Train the recipe on ``data`` from ``seed`` (network, rule and batch order), or load it.
 
+        ``rule``: another rule trained with this recipe's network and optimiser (a learner's own
+        function wrapped as a rule, say); its settings go into the checkpoint's fingerprint.
         ``quick`` (default: the course's fast mode) trains one epoch at constant lr. ``runs_dir``:
         the folder of the run's checkpoint (default: the shared run cache, nothing saved in fast
         mode); the file is ``<key>_seed<seed>-<fingerprint>.pt``. ``save=False``: no checkpoint
         (a benchmark that times the training itself)."""
         quick = config.quick_mode() if quick is None else quick
+        rule = rule if rule is not None else self.make_rule(seed, quick)
         num_epochs = 1 if quick else self.num_epochs
         name = f"{self.key}_seed{seed}.pt"
         checkpoint = None if not save else Path(runs_dir) / name if runs_dir is not None else config.run_file(name)
-        return train(self.network(data, seed), self.make_rule(seed, quick), data, lr=self.lr,
+        return train(self.network(data, seed), rule, data, lr=self.lr,
                      num_epochs=num_epochs, batch_size=self.batch_size, momentum=self.momentum,
                      weight_decay=self.weight_decay, schedule=None if quick or not self.schedule else
                      self.schedule(num_epochs), seed=seed, on_epoch=on_epoch, checkpoint=checkpoint,

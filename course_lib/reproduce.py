@@ -8,14 +8,15 @@
 
 Every run is a ``train`` call with a checkpoint, so an interrupted reproduction resumes where it
 stopped and a finished run is loaded, not trained again. Before starting, the command times a few
-steps of each run and prints an estimate of the total. It writes ``reproduction.csv`` and
-``reproduction.md`` (one row per published figure: source, the course's number as mean ± std over
+steps of each run and prints an estimate of the total. It writes ``reproduction.md`` and
+``reproduction.csv`` (``reproduction_<data>.*`` on other data than MNIST; one row per published figure: source, the course's number as mean ± std over
 seeds, the data it was measured on, the gap and the training time) into ``--out``. The recipes
 themselves live in :mod:`course_lib.recipes`.
 """
 import argparse
 import csv
 import os
+import re
 import time
 from pathlib import Path
 
@@ -83,9 +84,18 @@ def table_rows(results: dict, dataset) -> list:
     return rows
 
 
-def write_tables(rows: list, out: Path, quick: bool):
+def table_path(out: Path, data_name: str) -> Path:
+    """``out/reproduction.md`` for MNIST, where the published figures were measured, and
+    ``out/reproduction_<data>.md`` for other data (``reproduction_fashion-mnist.md``); the CSV beside it."""
+    suffix = "" if data_name == "MNIST" else "_" + re.sub(r"[^a-z0-9]+", "-", data_name.lower()).strip("-")
+    return out / f"reproduction{suffix}.md"
+
+
+def write_tables(rows: list, out: Path, quick: bool) -> Path:
+    """Write the Markdown table and its CSV for the data the rows were measured on; returns the .md path."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "reproduction.csv", "w", newline="") as f:
+    path = table_path(out, rows[0]["data"])
+    with open(path.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -95,7 +105,8 @@ def write_tables(rows: list, out: Path, quick: bool):
     footer = f"\nNot in this table (not run with this output folder): {', '.join(missing)}.\n" if missing else ""
     tolerance = ("A row is within tolerance when it lands within 0.3 points of the published figure, or within "
                  "2 standard deviations where the source gives one, whichever is wider.\n")
-    (out / "reproduction.md").write_text(f"Reproduction ({title}).\n\n{markdown_table(rows)}\n\n{tolerance}{footer}")
+    path.write_text(f"Reproduction ({title}).\n\n{markdown_table(rows)}\n\n{tolerance}{footer}")
+    return path
 
 
 def select(chapter=None, only=None) -> list:
@@ -137,8 +148,8 @@ def main(argv=None) -> list:
         return []
     results = {r.key: run(r, dataset, seeds, args.quick, out) for r in experiments}
     rows = table_rows(results, dataset)
-    write_tables(rows, out, args.quick)
-    print(f"Wrote {out / 'reproduction.md'} and {out / 'reproduction.csv'}.")
+    path = write_tables(rows, out, args.quick)
+    print(f"Wrote {path} and {path.with_suffix('.csv')}.")
     return rows
 
 

@@ -19,7 +19,7 @@ def quick_run(tmp_path_factory):
 def test_quick_run_writes_one_row_per_published_figure(quick_run, capsys):
     out, rows = quick_run
     assert [r["experiment"] for r in rows] == list(PUBLISHED)
-    with open(out / "reproduction.csv") as f:
+    with open(out / "reproduction_digits-embedded.csv") as f:        # not MNIST: named after its data
         table = list(csv.DictReader(f))
     assert [r["experiment"] for r in table] == [r["experiment"] for r in rows]
     for row in table:
@@ -27,7 +27,8 @@ def test_quick_run_writes_one_row_per_published_figure(quick_run, capsys):
         assert row["source"] and row["data"] and row["kind of source"]
         assert row["gap (points)"] == "— (published on MNIST)"         # the quick run's data is not MNIST
         assert row["within tolerance"] == "—" and float(row["train min / seed"]) >= 0
-    markdown = (out / "reproduction.md").read_text()
+    markdown = (out / "reproduction_digits-embedded.md").read_text()
+    assert not (out / "reproduction.md").exists()                        # that name is MNIST's
     assert "quick pipeline check" in markdown and markdown.count("\n| ") == len(rows) + 1
 
 
@@ -36,7 +37,7 @@ def test_a_second_call_loads_the_finished_runs(quick_run, capsys):
     again = reproduce.main(["--quick", "--out", str(out), "--device", "cpu", "--chapter", "5"])
     printed = capsys.readouterr().out
     assert "estimated time" in printed and printed.count("Loaded") == len(again) == 3
-    assert "Not in this table (not run with this output folder): akrout_bp" in (out / "reproduction.md").read_text()
+    assert "Not in this table (not run with this output folder): akrout_bp" in (out / "reproduction_digits-embedded.md").read_text()
     assert {r["experiment"]: r["course (%)"] for r in again} == {r["experiment"]: r["course (%)"] for r in rows
                                                                  if r["chapter"] == 5}
 
@@ -60,6 +61,12 @@ def test_gap_and_tolerance_only_on_the_published_data():
     other = reproduce.table_rows(results, SimpleNamespace(name="Fashion-MNIST"))
     assert {r["gap (points)"] for r in other} == {"— (published on MNIST)"}
     assert {r["within tolerance"] for r in other} == {"—"}
+
+
+def test_each_data_set_has_its_own_table(tmp_path):
+    assert reproduce.table_path(tmp_path, "MNIST") == tmp_path / "reproduction.md"
+    assert reproduce.table_path(tmp_path, "Fashion-MNIST") == tmp_path / "reproduction_fashion-mnist.md"
+    assert reproduce.table_path(tmp_path, "digits (embedded)") == tmp_path / "reproduction_digits-embedded.md"
 
 
 def test_list_and_selection(capsys):
