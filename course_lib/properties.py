@@ -6,7 +6,7 @@ row says why. Chapter 1 starts the table with backprop's row; every later chapte
 
 Adding a rule is one entry in ``ROWS``::
 
-    "PEPITA": Row("PEPITA", (YES, YES, YES, PARTLY), chapter=5),
+    "FF": Row("Forward-Forward", (YES, YES, YES, YES), chapter=7),
 """
 from typing import NamedTuple
 
@@ -47,11 +47,20 @@ ROWS = {
     # B is learned, never copied: ΔB_ik = h_i e_k uses the two ends of the feedback synapse; the
     # forward updates are FA's.
     "KP": Row("Kolen-Pollack", (YES, YES, NO, NO), 4),
-    # F fixed and random; each neuron compares its own activity in the two passes, times the
-    # presynaptic activity (the output layer: its error); nothing travels backwards through the
-    # layers, so no activity is held for a backward signal; every layer waits for both passes to
-    # reach the output, with no backward sweep (update-locked like DFA).
-    "PEPITA": Row("PEPITA", (YES, YES, YES, PARTLY), 5),
+    # F fixed and random (no transport); each neuron compares its own activity in the two passes,
+    # times the presynaptic activity (the output layer: its error), so local. Frozen activity: every
+    # hidden neuron holds its clean-pass activity h_l (and the synapse h_{l-1}) while the error
+    # travels from the output through F (a one-hop top-down pathway) to the input and the modulated
+    # pass climbs back up to layer l, a longer wait than DFA's, which is ✗ too. (The PEPITA papers
+    # count this as solved, since no signal goes back through the layers; by the course's definition
+    # the held activity is what counts.) Update-locked: hidden layer l waits for the clean pass to
+    # reach the output and the modulated pass to reach layer l, with no backward sweep (like DFA).
+    "PEPITA": Row("PEPITA", (YES, YES, NO, PARTLY), 5),
+    # The time-local form of the follow-up paper: an anti-Hebbian step with each layer's own activity
+    # right after the clean pass, a Hebbian step right after the modulated pass. Each step uses the
+    # activity of the pass that has just happened, so nothing is held (✓); the modulated pass still
+    # needs the clean pass's output error, so the update locking is PEPITA's (◐).
+    "PEPITA-TL": Row("PEPITA, time-local form", (YES, YES, YES, PARTLY), 5),
     # B learns from noise, never copied: ΔB_ij = ξ_i r_j uses the noise of the neuron the feedback
     # synapse contacts and the response arriving at it (local); training is FA's, so activity is
     # held until the error comes down layer by layer. The mirror phase (noise instead of data) is a

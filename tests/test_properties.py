@@ -48,13 +48,17 @@ def test_the_marks_follow_the_definitions():
     assert ROWS["FA"].marks[:2] == ROWS["KP"].marks[:2] == ROWS["DFA"].marks[:2] == (YES, YES)
     assert ROWS["DFA"].marks[3] == PARTLY and ROWS["FA"].marks[3] == NO
     assert ROWS["SS"].marks[0] == PARTLY
+    # PEPITA holds its clean-pass activity while the error goes through F and the modulated pass
+    # comes back up (longer than DFA's wait, ✗ like DFA); its time-local form holds nothing.
+    assert ROWS["PEPITA"].marks == (YES, YES, NO, PARTLY) and ROWS["DFA"].marks[2] == NO
+    assert ROWS["PEPITA-TL"].marks == (YES, YES, YES, PARTLY)
 
 
 def test_adding_a_row_takes_one_entry(monkeypatch):
     """A later chapter adds its rule with one entry; True/False are accepted for yes/no."""
-    monkeypatch.setitem(ROWS, "PEPITA", Row("PEPITA", (True, YES, YES, PARTLY), 5))
-    assert rules_up_to(4)[-1] == "KP" and rules_up_to(5)[-1] == "PEPITA"
-    assert property_table_markdown(5).splitlines()[-1] == "| PEPITA (PEPITA, ch. 5) | ✓ | ✓ | ✓ | ◐ partly |"
+    monkeypatch.setitem(ROWS, "NEW", Row("A new rule", (True, YES, False, PARTLY), 5))
+    assert rules_up_to(4)[-1] == "KP" and rules_up_to(5)[-1] == "NEW"
+    assert property_table_markdown(5).splitlines()[-1] == "| A new rule (NEW, ch. 5) | ✓ | ✓ | ✗ | ◐ partly |"
 
 
 def test_a_bad_mark_is_refused(monkeypatch):
