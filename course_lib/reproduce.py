@@ -23,7 +23,7 @@ from pathlib import Path
 from . import config, data as datasets
 from .recipes import PUBLISHED, Recipe, final_accuracies, mean_std
 from .tables import markdown_table
-from .train import evaluate, make_optimizer
+from .train import evaluate
 
 # Where the command writes, and where chapter 8 looks for, the tables: the repository's reproduction/
 # folder (or $COURSE_REPRODUCTION_DIR), wherever the command or the notebook is started from.
@@ -33,21 +33,12 @@ DEFAULT_OUT = Path(os.environ.get("COURSE_REPRODUCTION_DIR") or Path(__file__).r
 def estimate_seconds(recipe: Recipe, dataset, quick: bool, num_seeds: int) -> float:
     """Seconds for every run of ``recipe``: a few timed steps and one timed evaluation of the
     validation and test sets (``train`` evaluates both after every epoch), scaled to the whole run."""
-    steps = 3 if quick else 20
+    per_step = recipe.seconds_per_step(dataset, steps=3 if quick else 20)
     net, rule = recipe.network(dataset), recipe.make_rule(0, quick)
-    optimizer = make_optimizer(net, rule, recipe.lr, recipe.momentum, recipe.weight_decay)
-    X, y = dataset.X_train[:recipe.batch_size], dataset.y_train[:recipe.batch_size]
-    rule.step(net, X, y, optimizer)                                   # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        rule.step(net, X, y, optimizer)
-    per_step = (time.perf_counter() - start) / steps
     start = time.perf_counter()
     for split in ("val", "test"):
         float(evaluate(net, getattr(dataset, f"X_{split}"), getattr(dataset, f"y_{split}"), rule)["loss"])
-    per_evaluation = time.perf_counter() - start
-    steps_per_epoch = -(-len(dataset.X_train) // recipe.batch_size)
-    per_epoch = per_step * steps_per_epoch + per_evaluation
+    per_epoch = per_step * recipe.steps_per_epoch(dataset) + time.perf_counter() - start
     return per_epoch * (1 if quick else recipe.num_epochs) * num_seeds
 
 
