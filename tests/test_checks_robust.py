@@ -845,3 +845,47 @@ def test_long_error_messages_are_shortened_to_one_line():
 def test_output_without_newline_is_shown(capsys):
     checks1.check_backprop_two_layer(lambda *args: print("no newline", end=""))
     assert capsys.readouterr().out.startswith("Your function printed:\nno newline")
+
+
+def meddling(fn, change):
+    """``fn`` that first changes some global state, as learners' answers were seen to do."""
+    def answer(*args):
+        change()
+        return fn(*args)
+    return answer
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda: torch.manual_seed(123), "torch's random generator"),
+    (lambda: torch.rand(3), "torch's random generator"),
+    (lambda: np.random.seed(7), "NumPy's random generator"),
+    (lambda: __import__("random").seed(7), "Python's random module"),
+    (lambda: torch.set_default_dtype(torch.float64), "torch's default dtype"),
+])
+def test_a_check_leaves_the_kernel_as_it_found_it(change, named, capsys):
+    """A learner's function that reseeds a generator, draws from one or changes a global setting gets
+    its usual verdict, the state is put back afterwards, and one line says what was changed."""
+    import random
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate(), torch.get_default_dtype(),
+              torch.get_num_threads())
+    result = checks5.check_pepita_updates(meddling(ch05.pepita_updates, change))
+    out = capsys.readouterr().out
+    assert result.passed, out
+    assert f"Note: your function changed {named}; the check put it back" in out
+    assert torch.equal(torch.get_rng_state(), before[0]) and np.array_equal(np.random.get_state()[1], before[1])
+    assert random.getstate() == before[2] and torch.get_default_dtype() == before[3]
+    assert torch.get_num_threads() == before[4]
+
+
+@pytest.mark.parametrize("change", [lambda: torch.set_grad_enabled(False), lambda: torch.set_num_threads(1)])
+def test_thread_local_settings_do_not_leak_from_the_learners_thread(change, capsys):
+    """Gradient mode (and OpenMP's thread count) belong to the thread that sets them; the learner's
+    function runs in a thread of its own, so they cannot reach the kernel."""
+    grad, threads = torch.is_grad_enabled(), torch.get_num_threads()
+    assert checks5.check_pepita_updates(meddling(ch05.pepita_updates, change)).passed
+    assert torch.is_grad_enabled() == grad and torch.get_num_threads() == threads
+
+
+def test_a_check_that_changes_nothing_says_nothing_about_state(capsys):
+    checks5.check_pepita_updates(ch05.pepita_updates)
+    assert "Note:" not in capsys.readouterr().out

@@ -14,17 +14,21 @@ mistake that explains it:
 
 The learner's function is called positionally, in the documented order of its parameters, in a
 daemon thread that gets ``TIME_LIMIT`` seconds per case. What it prints is collected and shown,
-shortened, above the check's line.
+shortened, above the check's line. Global state it changes (the random generators of torch, CUDA,
+NumPy and Python, torch's default dtype and thread count) is put back after each call, so a check
+leaves the learner's kernel as it found it, and a line above the check's says what was changed.
 """
 import ctypes
 import io
+import random
 import threading
 import traceback
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 PASS, FAIL, TODO = "✅", "❌", "✏️"
@@ -155,9 +159,9 @@ def run_safely(exercise: str, body, verbose=True) -> CheckResult:
     """Run ``body()``, a check's comparisons, which returns the success text or raises Wrong; report
     the outcome. What the learner's function prints is collected meanwhile; an error of the check
     itself is reported like a mistake instead of raised."""
-    printed = Printed()
+    printed, changed = Printed(), []
     try:
-        with redirect_stdout(printed):
+        with redirect_stdout(printed), noting_changed_state(changed):
             success, wrong = body(), None
     except Wrong as diagnosis:
         success, wrong = "", diagnosis
@@ -166,6 +170,9 @@ def run_safely(exercise: str, body, verbose=True) -> CheckResult:
                                    f"{one_line(error)}). Make it return what the exercise asks for.", "check_error")
     if verbose and printed.head:
         print(printed.summary())
+    if verbose and changed:
+        print(f"Note: your function changed {enumerate_names(sorted(set(changed)))}; the check put "
+              f"{'it' if len(set(changed)) == 1 else 'them'} back, so the cells below run as if it had not.")
     return report(exercise, success, wrong, verbose)
 
 
@@ -220,7 +227,8 @@ def call_learner(exercise, fn, case, shape_hint=""):
     inputs = clone(case.inputs)
     where = f" on a test case with {case.label}" if case.label else ""
     try:
-        out = call_with_time_limit(fn, list(inputs.values()), TIME_LIMIT)
+        with global_state_kept():
+            out = call_with_time_limit(fn, list(inputs.values()), TIME_LIMIT)
     except NotImplementedError:
         raise Wrong(NOT_IMPLEMENTED, "not_implemented") from None
     except TookTooLong:
@@ -238,6 +246,49 @@ def call_learner(exercise, fn, case, shape_hint=""):
             raise Wrong(f"your function changed its input {name} in place; compute new tensors "
                         f"instead (e.g. `x = x * 2`, not `x *= 2`).", "modified_input")
     return out
+
+
+# The global state a learner's function could change behind the check's back: (name, get, set, same).
+GLOBAL_STATE = (
+    ("torch's random generator", torch.get_rng_state, torch.set_rng_state, torch.equal),
+    ("the CUDA random generators", lambda: torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+     lambda states: torch.cuda.set_rng_state_all(states) if states else None,
+     lambda a, b: len(a) == len(b) and all(map(torch.equal, a, b))),
+    ("NumPy's random generator", np.random.get_state, np.random.set_state,
+     lambda a, b: a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:]),
+    ("Python's random module", random.getstate, random.setstate, lambda a, b: a == b),
+    ("torch's default dtype", torch.get_default_dtype, torch.set_default_dtype, lambda a, b: a == b),
+    ("torch's number of threads", torch.get_num_threads, torch.set_num_threads, lambda a, b: a == b),
+)
+_changed_state = threading.local()
+
+
+@contextmanager
+def noting_changed_state(changed: list):
+    """Collect into ``changed`` the names of the global state that :func:`global_state_kept` had
+    to put back while the block ran."""
+    _changed_state.names = changed
+    try:
+        yield changed
+    finally:
+        _changed_state.names = None
+
+
+@contextmanager
+def global_state_kept():
+    """Save :data:`GLOBAL_STATE` (the learner's function may change it: draw from torch's random
+    generator, set the default dtype...) and put it back afterwards, naming what was changed for
+    :func:`noting_changed_state`. Gradient mode is thread-local, and the learner's function runs
+    in a thread of its own, so it cannot leak."""
+    saved = [(name, get(), set_, same, get) for name, get, set_, same in GLOBAL_STATE]
+    try:
+        yield
+    finally:
+        for name, before, set_, same, get in saved:
+            if not same(get(), before):
+                set_(before)
+                if getattr(_changed_state, "names", None) is not None:
+                    _changed_state.names.append(name)
 
 
 def call_with_time_limit(fn, args, seconds):
