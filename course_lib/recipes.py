@@ -229,24 +229,27 @@ def _pepita_paper(key, rule, accuracy, std=None, note=""):
                   note=note)
 
 
-# The follow-up's ablation (Srinivasan et al. 2024): PEPITA with one hidden layer of 1024 ReLU units,
-# the PEPITA paper's MNIST set-up without dropout (momentum 0.9, batch 64, 100 epochs, lr × 0.1 after
-# epochs 60 and 90) and lr 0.1, chosen on the validation split over 0.01, the default of the follow-up's
-# code (which runs CIFAR-10 by default). From that code: weight decay 1e-4, and F mirrored (mirror lr
-# 0.01, mirror decay 1e-4, noise 0.1) for 2 epochs' worth of steps before training, not while training
-# (its pepita/core/config.py: PRE_MIRROR 2, MIRROR 100, so in 100 epochs it mirrors again only in the
-# last, at lr × 0.01, which the course leaves out).
+# The follow-up's ablation (Srinivasan et al. 2024): PEPITA with one hidden layer of 1024 ReLU units on
+# the PEPITA paper's MNIST set-up (momentum 0.9, batch 64, 100 epochs, lr × 0.1 after epochs 60 and 90,
+# dropout keeping 0.9 of the hidden units, which is also the default of the follow-up's code), lr 0.1
+# chosen on the validation split over 0.01 (the follow-up code's default, set for CIFAR-10, its default
+# data) and without dropout over with (97.51 % against 97.85 %, seed 0). From that code: weight decay
+# 1e-4, and F mirrored (mirror lr 0.01, mirror decay 1e-4, noise 0.1) for 2 epochs' worth of steps
+# before training, not while training (its pepita/core/config.py: PRE_MIRROR 2, MIRROR 100, so in 100
+# epochs it mirrors again only in the last, at lr × 0.01, which the course leaves out). The plain row
+# is then the same run as "pepita".
 ABLATION_MIRROR = dict(mirror_lr=0.01, mirror_decay=1e-4, noise_std=0.1, mirror_batch=64, premirror_steps=1564,
                        mirror_in_training=False)
 
 
 def _ablation(name, accuracy, decay=False, normalise=False, mirror=False):
-    rule = RuleSpec(MirroredPEPITA, dict(normalise=normalise, **ABLATION_MIRROR)) if mirror else \
-        RuleSpec(PEPITA, dict(normalise=normalise) if normalise else {})
+    settings = dict(keep=0.9, **(dict(normalise=True) if normalise else {}))
+    rule = RuleSpec(MirroredPEPITA, dict(**settings, **ABLATION_MIRROR)) if mirror else RuleSpec(PEPITA, settings)
     return Recipe(f"ablation_{name}", 6, rule, (1024,), lr=0.1, num_epochs=100, batch_size=64, momentum=0.9,
                   weight_decay=1e-4 if decay else 0.0, schedule=StepAt((0.6, 0.9)),
                   published=Published(accuracy, ABLATION_TABLE, "paper table"),
-                  note="lr chosen on validation (0.1 over 0.01); decay and mirroring from the follow-up's code")
+                  note="lr 0.1 and dropout chosen on validation (val 97.85 % against 96.79 % at lr 0.01 and "
+                       "97.51 % without dropout); decay and mirroring from the follow-up's code")
 
 
 PUBLISHED = {r.key: r for r in [
@@ -378,10 +381,10 @@ def train_settings(recipe: Recipe, quick: bool | None = None) -> dict:
 def _akrout_fast(name, lr):
     """Akrout et al.'s recipe (784-500-10 sigmoid, cross-entropy, batch 128, their rule settings)
     with momentum 0.9 and 20 epochs, the last two at lr ÷ 10. Their plain SGD needs hundreds of
-    epochs to converge; with momentum the sigmoid network gets close in a lab's time. lr chosen on
-    the validation split."""
+    epochs to converge; with momentum the sigmoid network gets close in a lab's time. lr 0.1 was
+    chosen on backprop's validation accuracy (97.62 % over 97.18 % at 0.2, MNIST, seed 0)."""
     return PUBLISHED[f"akrout_{name.lower()}"].variant(f"ch06_{name.lower()}", lr=lr, momentum=0.9, num_epochs=20,
                                                          schedule=StepAt((0.9,)), published=None)
 
 
-WEIGHT_MIRRORING_LAB = {name: _akrout_fast(name, lr) for name, lr in (("BP", 0.2), ("FA", 0.2), ("KP", 0.2), ("WM", 0.2))}
+WEIGHT_MIRRORING_LAB = {name: _akrout_fast(name, 0.1) for name in ("BP", "FA", "KP", "WM")}
