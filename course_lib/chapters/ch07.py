@@ -6,13 +6,18 @@ Exercise references (the learner writes functions with these names and parameter
 * :func:`embed_label` (7.1), :func:`negative_labels` (7.2), :func:`goodness` (7.3),
   :func:`ff_layer_loss` (7.4), :func:`normalise_input` (7.5), :func:`goodness_per_label` (7.6).
 
-The rule itself, for any depth, is :class:`course_lib.rules.forward_forward.ForwardForward`.
+The rule itself, for any depth, is :class:`course_lib.rules.forward_forward.ForwardForward`. The lab's
+network trains with :data:`LAB_SETTINGS`, chosen on the validation split by the search recorded in
+:data:`LAB_SEARCH` (each row rerun by :func:`lab_validation_accuracy`).
 """
+from dataclasses import replace
+
 import torch
 
 from .. import plots
+from ..network import MLP
 from ..rules import forward_forward as ff
-from ..train import History, train
+from ..train import History, linear_cooldown, train
 
 
 # ---------------------------------------------------------------- exercise references
@@ -122,6 +127,59 @@ def train_greedy(net, data, *, epochs_per_layer, lr, checkpoint=None, **kwargs) 
         offset += epochs_per_layer
         merged.diverged = merged.diverged or history.diverged
     return merged
+
+
+# ---------------------------------------------------------------- the lab's settings, chosen on validation
+
+LAB_SIZES = [784, 500, 500]
+
+LAB_SETTINGS = dict(lr=2.0, epochs_per_layer=10, momentum=0.9, batch_size=100, threshold=2.0)
+"""The full-mode training settings of the lab's network (784-500-500, greedy, mean goodness against
+θ = 2, predicted by goodness): SGD with momentum 0.9 on minibatches of 100, lr 2.0, 10 passes over
+the 50,000 training images (5,000 steps) per layer, constant lr. Chosen with :data:`LAB_SEARCH` on
+MNIST's validation split; the test split played no part."""
+
+LAB_SEARCH = [
+    # (lr, epochs per layer, schedule, network seed, validation accuracy %)
+    (0.5, 2, "constant", 1, 89.68),                                           # the earlier default
+    (0.2, 4, "constant", 1, 89.70), (0.2, 4, "cooldown", 1, 89.43),
+    (0.5, 4, "constant", 1, 90.94), (0.5, 4, "cooldown", 1, 90.65),
+    (1.0, 4, "constant", 1, 92.35), (1.0, 4, "cooldown", 1, 92.22),
+    (2.0, 4, "constant", 1, 93.49), (2.0, 4, "cooldown", 1, 93.40),
+    (4.0, 4, "constant", 1, 94.19), (8.0, 4, "constant", 1, 10.57),
+    (2.0, 6, "constant", 1, 93.88), (4.0, 6, "constant", 1, 94.18),
+    (2.0, 8, "constant", 1, 94.68),
+    (0.2, 10, "constant", 1, 91.05), (0.2, 10, "cooldown", 1, 90.58),
+    (0.5, 10, "constant", 1, 92.82), (0.5, 10, "cooldown", 1, 92.51),
+    (1.0, 10, "constant", 1, 94.06), (1.0, 10, "cooldown", 1, 93.95), (1.0, 10, "constant", 2, 94.27),
+    (2.0, 10, "constant", 1, 95.25), (2.0, 10, "cooldown", 1, 94.99),
+    (2.0, 10, "constant", 2, 95.15), (2.0, 10, "constant", 3, 95.12),
+    (4.0, 10, "constant", 1, 95.42), (8.0, 10, "constant", 1, 10.57),
+]
+"""The search that chose :data:`LAB_SETTINGS`, measured by the course on MNIST (torchvision files,
+50,000 training / 10,000 validation images) with :func:`lab_validation_accuracy`: momentum 0.9,
+batches of 100, θ = 2, one CPU thread. Each row's accuracy is the prediction by goodness on all
+10,000 validation images. "cooldown" is :func:`course_lib.train.linear_cooldown` over each layer's
+epochs. lr 8 silenced the layers (chance accuracy); lr 2 was kept, a factor of four below that,
+as lr 4's gain (10 epochs: 95.42 against 95.12 to 95.25 % over three seeds at lr 2) is of the order
+of the spread between seeds; the cooldown never helped. Searched on a shared 2-core machine; the
+accuracies do not depend on its load."""
+
+
+def lab_validation_accuracy(data, *, lr, epochs_per_layer, momentum=0.9, batch_size=100, schedule="constant",
+                            seed=1, threshold=2.0, progress=False) -> float:
+    """One row of :data:`LAB_SEARCH`: the lab's network (``MLP(LAB_SIZES, seed=seed)``) trained
+    greedily on ``data``'s training split with these settings, then its accuracy by goodness on the
+    whole validation split. The test split is never read: ``train``'s evaluation after every epoch
+    runs on two slices of the validation split."""
+    n = min(1000, len(data.X_val) // 2)
+    monitored = replace(data, X_val=data.X_val[:n], y_val=data.y_val[:n],
+                        X_test=data.X_val[n:2 * n], y_test=data.y_val[n:2 * n])
+    net = MLP(LAB_SIZES, activation="relu", output="relu", seed=seed, device=data.X_train.device)
+    cooldown = {"constant": None, "cooldown": linear_cooldown(epochs_per_layer)}[schedule]
+    train_greedy(net, monitored, epochs_per_layer=epochs_per_layer, lr=lr, threshold=threshold,
+                 batch_size=batch_size, momentum=momentum, schedule=cooldown, progress=progress)
+    return accuracy_by(net, ff.ForwardForward(threshold=threshold), data.X_val, data.y_val, "goodness")
 
 
 # ---------------------------------------------------------------- PEPITA and FF
