@@ -125,6 +125,20 @@ def _call_negatives(fn, y, n_classes, seed, label):
     return out
 
 
+def _follows_global_generator(fn, y, n_classes, label) -> bool:
+    """Whether ``fn``'s labels change with torch's global generator (the generator passed in kept
+    fixed); the global generator is put back afterwards."""
+    saved = torch.get_rng_state()
+    try:
+        outputs = []
+        for global_seed in (11, 12):
+            torch.manual_seed(global_seed)
+            outputs.append(_call_negatives(fn, y, n_classes, 0, label))
+    finally:
+        torch.set_rng_state(saved)
+    return not torch.equal(*outputs)
+
+
 def check_negative_labels(fn, verbose=True) -> CheckResult:
     """Exercise 7.2 "Negative labels": with a fixed generator passed in, the labels must be
     reproducible, in range, never the true label, and uniform over the other labels (a χ² test on
@@ -152,6 +166,11 @@ def check_negative_labels(fn, verbose=True) -> CheckResult:
                             "number from the generator passed in (torch.randint(..., generator=generator)).",
                             "ignores_generator")
             if torch.equal(_call_negatives(fn, y, n_classes, 1, label).to(neg.dtype), neg):
+                if _follows_global_generator(fn, y, n_classes, label):
+                    raise Wrong("your labels follow torch's global random generator, not the generator passed in "
+                                "(the check puts the global one back after each call, so the same labels came "
+                                "twice): draw every random number from the generator "
+                                "(torch.randint(..., generator=generator)).", "ignores_generator")
                 raise Wrong("generators with different seeds gave the same labels: the labels must be random, "
                             "drawn from the generator passed in.", "not_random")
             chi2 = _chi_square(y, neg, n_classes)
