@@ -12,7 +12,10 @@ It then
 * **predicts** (:meth:`~LearningRule.scores`: argmax of the output by default);
 * names its **feedback counterparts** (:meth:`~LearningRule.feedback_pairs`): the matrix backprop
   would use where the rule uses B, D or F, so :mod:`course_lib.alignment` measures any rule;
-* states its **settings** (:meth:`~LearningRule.config`), which checkpoints record.
+* states its **settings** (:meth:`~LearningRule.config`), which checkpoints record;
+* keeps its **state** (:meth:`~LearningRule.state_dict`): its own matrices and the states of the
+  random generators it draws from while training (:meth:`~LearningRule.generators`), so a run
+  resumed from a checkpoint, or rolled back after a divergence, continues exactly.
 
 Adding a rule is one module: subclass :class:`LearningRule` (or :class:`ErrorRule`), override what
 differs. README, "Adding a learning rule", walks through it.
@@ -65,6 +68,9 @@ def outer_product_updates(fwd: ForwardPass, errors: list) -> dict:
 def transposed_forward_weights(net: MLP) -> dict:
     """{"W2": W₂ᵀ, ...}: the matrices backprop sends the error through, keyed by the forward weight."""
     return {f"W{l}": W.T for l, W in enumerate(net.W[1:], start=2)}
+
+
+GENERATOR = "generator"   # prefix of the generator states in a rule's state_dict
 
 
 def setting_value(value):
@@ -176,17 +182,32 @@ class LearningRule:
         settings = {p: setting_value(getattr(self, p)) for p in names if p not in self.unrecorded}
         return {"rule": type(self).__qualname__, **settings}
 
+    def generators(self) -> dict:
+        """{name: torch.Generator} the rule draws its randomness from while it trains (dropout
+        masks, noise, negative labels): by default every generator held as an attribute. Their
+        states belong to the rule's state, so a resumed run draws what the uninterrupted one would."""
+        return {name: g for name, g in vars(self).items() if isinstance(g, torch.Generator)}
+
     def state_dict(self) -> dict:
-        return {name: t.detach().clone() for name, t in self.owned().items()}
+        """The owned tensors, and the state of each generator under "generator <name>"."""
+        state = {name: t.detach().clone() for name, t in self.owned().items()}
+        state.update({f"{GENERATOR} {name}": g.get_state() for name, g in self.generators().items()})
+        return state
 
     @torch.no_grad()
     def load_state_dict(self, state: dict):
-        """Copy saved tensors into the bound rule's own (in place: the optimiser keeps its references)."""
+        """Copy saved tensors into the bound rule's own (in place: the optimiser keeps its references)
+        and set its generators to their saved states (a state saved before generators were saved
+        leaves them as they are)."""
         owned = self.owned()
-        if set(state) != set(owned):
-            raise ValueError(f"The saved {self.name} state has {sorted(state)}, this rule owns {sorted(owned)}.")
+        tensors = {name: t for name, t in state.items() if not name.startswith(GENERATOR)}
+        if set(tensors) != set(owned):
+            raise ValueError(f"The saved {self.name} state has {sorted(tensors)}, this rule owns {sorted(owned)}.")
         for name, t in owned.items():
-            t.copy_(state[name])
+            t.copy_(tensors[name])
+        for name, g in self.generators().items():
+            if f"{GENERATOR} {name}" in state:
+                g.set_state(state[f"{GENERATOR} {name}"].cpu())
 
     def __repr__(self):
         settings = {k: v for k, v in self.config().items() if k != "rule"}

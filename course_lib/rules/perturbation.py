@@ -61,7 +61,19 @@ def check_sigma(sigma, num_samples):
         raise ValueError(f"num_samples must be a positive integer, got {num_samples}.")
 
 
-class WeightPerturbation(LearningRule):
+class NoisyRule:
+    """What the perturbation rules share: their :class:`NoiseSource` (``self.noise``) makes its
+    generator when the rule is bound, so that its state is saved from the first step on."""
+
+    def bind(self, net):
+        self.noise.generator(net.W[0].device)
+        return super().bind(net)
+
+    def generators(self) -> dict:
+        return {f"noise {device}": g for device, g in self.noise.generators.items()}
+
+
+class WeightPerturbation(NoisyRule, LearningRule):
     """Jitter all weights and biases at once; correlate the batch loss change with the jitter.
 
     ``sigma``: noise standard deviation; ``num_samples``: noise samples averaged per update.
@@ -154,7 +166,7 @@ def perturbed_weight_losses(net: MLP, X, T, xi: dict, scale: float = 1.0) -> tor
     return net.loss.per_sample(h.reshape(K * N, -1), T_k).reshape(K, N)
 
 
-class NodePerturbation(ErrorRule):
+class NodePerturbation(NoisyRule, ErrorRule):
     """Jitter every unit's pre-activation; each sample's loss change times the jitter is that
     unit's error, which meets the clean presynaptic activity in a local outer product.
 

@@ -191,6 +191,7 @@ class WeightMirroring(Mirror, FeedbackAlignment):
         if fresh and net.num_layers < 2:
             raise ValueError(f"Weight mirroring needs a feedback matrix, so at least one hidden layer; "
                              f"got {net}.")
+        self.noise_generator(net)                      # made now, so its state is saved from the first step on
         if fresh and self.premirror_steps:
             self.mirror(net, self.premirror_steps)
         return self
@@ -252,6 +253,7 @@ class MirroredPEPITA(Mirror, PEPITA):
             self.Bs = [random_feedback(tuple(W.T.shape), W, g) for W in net.W]
             self.refresh_F()
             super().bind(net)
+            self.noise_generator(net)                  # made now, so its state is saved from the first step on
             if self.premirror_steps:
                 self.mirror(net, self.premirror_steps)
         elif [tuple(B.shape) for B in self.Bs] != [tuple(W.T.shape) for W in net.W]:
