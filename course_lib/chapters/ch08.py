@@ -9,7 +9,8 @@ measured the same way. The rule contract (:mod:`course_lib.rules.base`) makes th
 * :func:`choose_lr` — train a rule at every lr of its grid (seed 0) and keep the one with the best
   final validation accuracy (never the test set).
 * :func:`compare` — every rule at its chosen lr over several seeds (train-or-load), one row each.
-* :func:`depth_study` — the same rules with more hidden layers, each at its chosen lr.
+* :func:`depth_study` — the same rules with more hidden layers, each at its chosen lr (a third
+  of it where a deeper run blows up).
 * :func:`epoch_seconds` — seconds per epoch of each rule on each device present (CPU, and a GPU
   when there is one), timed on the same steps.
 """
@@ -90,11 +91,24 @@ def grid_rows(grid: dict) -> list:
             for name, (chosen, val) in grid.items()]
 
 
-def depth_study(names, data, widths: dict, lrs: dict, seed: int = 0) -> dict:
+def depth_study(names, data, widths: dict, lrs: dict, seed: int = 0, retries: int = 2) -> dict:
     """Final validation accuracy (%) of each rule for each hidden-layer list in ``widths``
-    ({label: [n_1, ...]}), each rule at its lr in ``lrs``: {rule: {label: accuracy}}."""
-    return {name: {label: 100 * run(name, data, seed, hidden=hidden, lr=lrs[name])["val_acc"][-1]
-                   for label, hidden in widths.items()} for name in names}
+    ({label: [n_1, ...]}): {rule: {label: (accuracy, lr)}}. Each rule starts at its lr in ``lrs``;
+    a run that blows up (deeper networks can need smaller steps) is tried again at a third of the
+    lr, up to ``retries`` times, and the lr that ran is returned with the accuracy."""
+    result = {}
+    for name in names:
+        result[name] = {}
+        for label, hidden in widths.items():
+            lr = lrs[name]
+            history = run(name, data, seed, hidden=hidden, lr=lr)
+            for _ in range(retries):
+                if not history.diverged:
+                    break
+                lr = round(lr / 3, 6)
+                history = run(name, data, seed, hidden=hidden, lr=lr)
+            result[name][label] = (100 * history["val_acc"][-1], lr)
+    return result
 
 
 def epoch_seconds(names, data, devices, steps: int = 20) -> dict:
