@@ -154,14 +154,10 @@ class Recipe:
         (a benchmark that times the training itself)."""
         quick = config.quick_mode() if quick is None else quick
         rule = rule if rule is not None else self.make_rule(seed, quick)
-        num_epochs = 1 if quick else self.num_epochs
         name = f"{self.key}_seed{seed}.pt"
         checkpoint = None if not save else Path(runs_dir) / name if runs_dir is not None else config.run_file(name)
-        return train(self.network(data, seed), rule, data, lr=self.lr,
-                     num_epochs=num_epochs, batch_size=self.batch_size, momentum=self.momentum,
-                     weight_decay=self.weight_decay, schedule=None if quick or not self.schedule else
-                     self.schedule(num_epochs), seed=seed, on_epoch=on_epoch, checkpoint=checkpoint,
-                     progress=progress)
+        return train(self.network(data, seed), rule, data, seed=seed, on_epoch=on_epoch, checkpoint=checkpoint,
+                     progress=progress, **train_settings(self, quick))
 
     def steps_per_epoch(self, data) -> int:
         return -(-len(data.X_train) // self.batch_size)
@@ -309,7 +305,7 @@ SYNTHESIS = {
 }
 
 
-# ---- chapters 1-4
+# ---------------------------------------------------------------- chapters 1-4
 
 # The runs of chapters 1-4: budgets that fit a lab session (each chapter's solution notebooks in under
 # five minutes on two CPU cores) with settings that converge fast, chosen on MNIST's validation split

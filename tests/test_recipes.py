@@ -44,7 +44,7 @@ def test_a_budget_scales_the_schedule_with_the_epochs():
 
 def test_the_rule_is_drawn_from_the_run_seed():
     spec = RuleSpec(FeedbackAlignment)
-    net = PUBLISHED["pepita_fa"].network(data.load("digits", quick=True, device="cpu"))
+    net = Recipe("small", 3, spec, (16,), lr=0.1, num_epochs=1).network(data.load("digits", quick=True, device="cpu"))
     B0, B0_again, B1 = (spec(seed).bind(net).B[0] for seed in (0, 0, 1))
     assert torch.equal(B0, B0_again) and not torch.equal(B0, B1)
     assert isinstance(RuleSpec(Backprop)(3), Backprop)                   # a rule without randomness takes no seed
