@@ -10,7 +10,7 @@ measured the same way. The rule contract (:mod:`course_lib.rules.base`) makes th
   final validation accuracy (never the test set).
 * :func:`compare` — every rule at its chosen lr over several seeds (train-or-load), one row each.
 * :func:`depth_study` — the same rules with more hidden layers, each at its chosen lr (a third
-  of it where a deeper run blows up).
+  of it where a deeper run fails).
 * :func:`epoch_seconds` — seconds per epoch of each rule on each device present (CPU, and a GPU
   when there is one), timed on the same steps.
 """
@@ -94,8 +94,9 @@ def grid_rows(grid: dict) -> list:
 def depth_study(names, data, widths: dict, lrs: dict, seed: int = 0, retries: int = 2) -> dict:
     """Final validation accuracy (%) of each rule for each hidden-layer list in ``widths``
     ({label: [n_1, ...]}): {rule: {label: (accuracy, lr)}}. Each rule starts at its lr in ``lrs``;
-    a run that blows up (deeper networks can need smaller steps) is tried again at a third of the
-    lr, up to ``retries`` times, and the lr that ran is returned with the accuracy."""
+    a run that blows up or ends with a larger validation loss than it started with (deeper networks
+    can need smaller steps) is tried again at a third of the lr, up to ``retries`` times, and the lr
+    that ran is returned with the accuracy."""
     result = {}
     for name in names:
         result[name] = {}
@@ -103,7 +104,7 @@ def depth_study(names, data, widths: dict, lrs: dict, seed: int = 0, retries: in
             lr = lrs[name]
             history = run(name, data, seed, hidden=hidden, lr=lr)
             for _ in range(retries):
-                if not history.diverged:
+                if not (history.diverged or history.loss_grew):
                     break
                 lr = round(lr / 3, 6)
                 history = run(name, data, seed, hidden=hidden, lr=lr)
