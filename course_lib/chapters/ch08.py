@@ -63,7 +63,7 @@ def summary_row(name: str, lr: float, histories: list) -> dict:
     angle = next((k for k in last if k.startswith("angle_")), None)
     r = RULES[name]
     return {"rule": name, "network": "-".join(map(str, [784, *r.hidden, 10 if r.top == "classes" else r.hidden[-1]])),
-            "lr": f"{lr:g}", "test accuracy (%)": f"{mean:.2f}" + (f" ± {std:.2f}" if len(histories) > 1 else ""),
+            "lr": f"{lr:.3g}", "test accuracy (%)": f"{mean:.2f}" + (f" ± {std:.2f}" if len(histories) > 1 else ""),
             "s / epoch": f"{statistics.fmean(seconds):.2f}",
             "cos(ΔW1, backprop)": f"{last['cos_W1'][-1]:+.2f}" if "cos_W1" in last else "—",
             "feedback angle (°)": f"{last[angle][-1]:.1f} ({angle[6:]})" if angle else "—"}
@@ -86,7 +86,7 @@ def compare(names, data, seeds, probe) -> tuple:
 def grid_rows(grid: dict) -> list:
     """The lr search as a table: one row per rule, the final validation accuracy at each lr tried
     (the chosen one in bold)."""
-    return [{"rule": name, **{f"lr {i + 1}": (f"**{lr:g}: {acc:.2f}**" if lr == chosen else f"{lr:g}: {acc:.2f}")
+    return [{"rule": name, **{f"lr {i + 1}": (f"**{lr:.3g}: {acc:.2f}**" if lr == chosen else f"{lr:.3g}: {acc:.2f}")
                               for i, (lr, acc) in enumerate(val.items())}}
             for name, (chosen, val) in grid.items()]
 

@@ -25,7 +25,8 @@ would be learned too (Chapter 6 shows it).
   training step. Its updates include ``"B2"``, ... (uphill: ``-ξᵀ r / K``); B has its own optimiser
   group with ``mirror_lr``, the decay ``mirror_decay`` and no momentum.
 * :class:`MirroredPEPITA` — PEPITA whose projection F = c · B₁ ⋯ B_L is built from one mirrored
-  matrix per layer (each shaped like W_lᵀ), so F turns towards (W_L ⋯ W_1)ᵀ; c keeps F's standard
+  matrix per layer (each shaped like W_lᵀ), so F turns towards (W_L D_{L-1} ⋯ D_1 W_1)ᵀ (D_l the slopes
+  of layer l's units, as each B_l mirrors W_lᵀ with its slopes); c keeps F's standard
   deviation at its initial value (as the follow-up code of PEPITA rescales F after each mirror step).
 """
 import math
@@ -221,8 +222,9 @@ class MirroredPEPITA(Mirror, PEPITA):
     ``premirror_steps`` mirror steps when they are drawn and, with ``mirror_in_training``, one more
     with every training step; c rescales the product to the standard deviation of PEPITA's initial
     F (``F_scale``), so only F's direction learns. The follow-up's recipe mirrors before training
-    only: mirroring while training keeps turning F towards (W₂W₁)ᵀ, which makes the first layer's
-    feedback W₁F grow as the forward weights grow (Chapter 6 shows it), until the updates blow up. Needs ``sign=-1``: mirroring turns F towards +(W_L ⋯ W_1)ᵀ, which is the direction that
+    only. Mirroring while training keeps turning F towards (W₂DW₁)ᵀ, and the first layer's feedback
+    W₁F grows as F aligns (``reproduction/diagnose_mirrored_pepita.py`` measures it). Needs
+    ``sign=-1``: mirroring turns F towards +(W_L D ⋯ D W_1)ᵀ, which is the direction that
     helps with x - F e. Other arguments as in :class:`PEPITA` and :class:`WeightMirroring`.
     """
     name = "PEPITA+WM"
@@ -236,7 +238,7 @@ class MirroredPEPITA(Mirror, PEPITA):
                          normalise=normalise, update=update, seed=seed)
         if sign != -1:
             raise ValueError("MirroredPEPITA needs sign=-1 (x - F e): mirroring turns F towards "
-                             "+(W_L ⋯ W_1)ᵀ, which only helps with that convention.")
+                             "+(W_L D ⋯ D W_1)ᵀ, which only helps with that convention.")
         self.noise_std, self.mirror_lr, self.mirror_decay = noise_std, mirror_lr, mirror_decay
         self.mirror_batch, self.premirror_steps, self.noise = mirror_batch, premirror_steps, noise
         self.mirror_in_training, self.noise_mean, self.response = mirror_in_training, noise_mean, response
