@@ -181,9 +181,12 @@ def explicit_per_sample_estimates(net, rule, X, y, layer, chunk):
 
 
 class Replay:
-    """A noise source that hands out given standard-normal tensors in order."""
+    """A noise source that hands out given standard-normal tensors in order (no generator of its own)."""
     def __init__(self, tensors):
-        self.tensors = list(tensors)
+        self.tensors, self.generators = list(tensors), {}
+
+    def generator(self, device):
+        return None
 
     def randn(self, shape, like):
         out = self.tensors.pop(0)
