@@ -115,7 +115,16 @@ def test_chunked_noise_samples_agree(Rule, name, monkeypatch):
         torch.testing.assert_close(u, v)
 
 
-class Stacked:
+class ReplayedNoise:
+    """The noise-source interface of a test double that replays given draws: no generator of its own,
+    so nothing to save."""
+    generators = {}
+
+    def generator(self, device):
+        return None
+
+
+class Stacked(ReplayedNoise):
     """Replays per-sample draws (sample-major, one per layer or parameter) as one draw per layer/parameter."""
     def __init__(self, draws, per_sample):
         self.groups = [draws[i::per_sample] for i in range(per_sample)]
@@ -180,13 +189,10 @@ def explicit_per_sample_estimates(net, rule, X, y, layer, chunk):
     return torch.stack(out)
 
 
-class Replay:
-    """A noise source that hands out given standard-normal tensors in order (no generator of its own)."""
+class Replay(ReplayedNoise):
+    """A noise source that hands out given standard-normal tensors in order."""
     def __init__(self, tensors):
-        self.tensors, self.generators = list(tensors), {}
-
-    def generator(self, device):
-        return None
+        self.tensors = list(tensors)
 
     def randn(self, shape, like):
         out = self.tensors.pop(0)
