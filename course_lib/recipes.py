@@ -229,8 +229,10 @@ def _pepita_paper(key, rule, accuracy, std=None, note=""):
 # the PEPITA paper's MNIST set-up (momentum 0.9, batch 64, 100 epochs, lr × 0.1 after epochs 60 and 90,
 # dropout keeping 0.9 of the hidden units, which is also the default of the follow-up's code), lr 0.1
 # chosen on the validation split over 0.01 (the follow-up code's default, set for CIFAR-10, its default
-# data) and without dropout over with (97.51 % against 97.85 %, seed 0). From that code: weight decay
-# 1e-4, and F mirrored (mirror lr 0.01, mirror decay 1e-4, noise 0.1) for 2 epochs' worth of steps
+# data) and without dropout over with (97.51 % against 97.85 %, seed 0). Weight decay 1e-5: the code's
+# 1e-4 at its lr 0.01, the same shrinking per step (lr·λ = 1e-6) at lr 0.1; 1e-4 at lr 0.1 shrank the
+# weights ten times faster and the decay + mirroring run ended at 95.03 % test (MNIST, seed 0). From
+# that code: F mirrored (mirror lr 0.01, mirror decay 1e-4, noise 0.1) for 2 epochs' worth of steps
 # before training, not while training (its pepita/core/config.py: PRE_MIRROR 2, MIRROR 100, so in 100
 # epochs it mirrors again only in the last, at lr × 0.01, which the course leaves out). The plain row
 # is then the same run as "pepita".
@@ -242,7 +244,7 @@ def _ablation(name, accuracy, decay=False, normalise=False, mirror=False):
     settings = dict(keep=0.9, **(dict(normalise=True) if normalise else {}))
     rule = RuleSpec(MirroredPEPITA, dict(**settings, **ABLATION_MIRROR)) if mirror else RuleSpec(PEPITA, settings)
     return Recipe(f"ablation_{name}", 6, rule, (1024,), lr=0.1, num_epochs=100, batch_size=64, momentum=0.9,
-                  weight_decay=1e-4 if decay else 0.0, schedule=StepAt((0.6, 0.9)),
+                  weight_decay=1e-5 if decay else 0.0, schedule=StepAt((0.6, 0.9)),
                   published=Published(accuracy, ABLATION_TABLE, "paper table"),
                   note="lr 0.1 and dropout chosen on validation (val 97.85 % against 96.79 % at lr 0.01 and "
                        "97.51 % without dropout); decay and mirroring from the follow-up's code" + (
