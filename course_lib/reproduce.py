@@ -98,7 +98,13 @@ def write_tables(rows: list, out: Path, quick: bool) -> Path:
                  "2 standard deviations where the source gives one, whichever is wider. Every run trains on the "
                  "training set less its validation split (50,000 of MNIST's 60,000 images; the validation images "
                  "chose the settings), where the sources train on all of it.\n")
-    path.write_text(f"Reproduction ({title}).\n\n{markdown_table(rows)}\n\n{tolerance}{footer}")
+    shown = [{"experiment": row["experiment"], "published (%)": row["published (%)"], "kind of source": row["kind of source"],
+              "course (%)": row["course (%)"], "seeds": row["seeds"], "gap (points)": row["gap (points)"],
+              "within tolerance": row["within tolerance"], "train min / seed": row["train min / seed"]} for row in rows]
+    notes = "\n".join(f"- **{row['experiment']}** (chapter {row['chapter']}): {row['source']}." +
+                      (f" {row['note'][0].upper()}{row['note'][1:]}." if row["note"] else "") for row in rows)
+    path.write_text(f"Reproduction ({title}), measured on {rows[0]['data']}.\n\n{markdown_table(shown)}\n\n"
+                    f"{tolerance}\nSources and notes:\n\n{notes}\n{footer}")
     return path
 
 
