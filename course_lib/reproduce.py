@@ -103,7 +103,7 @@ def write_tables(rows: list, out: Path, quick: bool) -> Path:
               "within tolerance": row["within tolerance"], "train min / seed": row["train min / seed"]} for row in rows]
     notes = "\n".join(f"- **{row['experiment']}** (chapter {row['chapter']}): {row['source']}." +
                       (f" {row['note'][0].upper()}{row['note'][1:]}." if row["note"] else "") for row in rows)
-    path.write_text(f"Reproduction ({title}), measured on {rows[0]['data']}.\n\n{markdown_table(shown)}\n\n"
+    path.write_text(f"Reproduction ({title}).\n\n{markdown_table(shown)}\n\n"
                     f"{tolerance}\nSources and notes:\n\n{notes}\n{footer}")
     return path
 
