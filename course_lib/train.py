@@ -9,7 +9,8 @@ message and restores the last good state.
 
 ``checkpoint="runs/fa.pt"`` saves after every epoch and resumes (or just loads a finished run)
 when called again. The file is named after the run's settings, ``runs/fa-<fingerprint>.pt``:
-network, rule and its settings, the weights it starts from, optimiser, schedule, data and mode.
+network, rule and its settings, the weights it starts from, optimiser, schedule and data (fast
+mode shows there: its data subset, schedule and rule settings; the mode itself is not read here).
 Changing any of them trains a new run into another file instead of loading the old one.
 """
 import copy
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from .config import quick_mode
 from .data import minibatches
 from .network import MLP
 from .progress import progress_bar
@@ -230,7 +230,7 @@ def run_settings(net, rule, data, scheduler, **training) -> dict:
                     **{k: v for k, v in scheduler.state_dict().items()
                        if isinstance(v, (bool, int, float, str, list, tuple, dict)) and not k.startswith("_")}}
     return {"network": net.config(), "rule": rule.config(), "data": data.identity(),
-            "start": starting_point(net, rule), "quick_mode": quick_mode(),
+            "start": starting_point(net, rule),
             "schedule": json.loads(json.dumps(schedule, default=str)), **training}
 
 

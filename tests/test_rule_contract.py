@@ -202,5 +202,17 @@ def test_checkpoint_records_what_the_run_is(digits, tmp_path):
     settings = torch.load(history.checkpoint, weights_only=False)["settings"]
     assert settings["network"]["sizes"] == [784, 16, 10] and settings["network"]["seed"] == 1
     assert settings["rule"] == {"rule": "PulledFeedback", "lr_B": 0.3, "seed": 0}
-    assert settings["data"]["n_train"] == 400 and settings["quick_mode"] in (True, False)
+    assert settings["data"]["n_train"] == 400 and "quick_mode" not in settings
     assert settings["lr"] == 0.05 and settings["schedule"]["scheduler"] == "MultiStepLR"
+
+
+def test_fast_mode_in_the_environment_does_not_change_a_runs_file(digits, tmp_path, monkeypatch, capsys):
+    """A run's file names what it computes: a recipe run with quick=True is the same run whether
+    COURSE_QUICK is set or not (``reproduce --quick`` passes quick explicitly, notebooks read the
+    environment), so the second call loads the first one's checkpoint."""
+    from course_lib.recipes import PUBLISHED
+    files = {}
+    for env in ("0", "1"):
+        monkeypatch.setenv("COURSE_QUICK", env)
+        files[env] = PUBLISHED["pepita"].run(digits, 0, quick=True, runs_dir=tmp_path).checkpoint
+    assert files["0"] == files["1"] and "Loaded" in capsys.readouterr().out
