@@ -46,7 +46,7 @@ DEPTHS = [[6, 5, 3], [7, 9, 8, 4], [5, 6, 7, 8, 3]]
 def test_fa_matches_manual_computation(sizes, activation):
     """FA's updates: the error goes down through B_l instead of W_{l+1}ᵀ, then local outer products."""
     net, X, y = make_case(sizes, activation, "cross_entropy", batch=5)
-    rule = FeedbackAlignment(seed=3)
+    rule = FeedbackAlignment(seed=3).bind(net)
     got, loss = rule.updates(net, X, y)
     B = rule.B
     expected = manual_updates(net, X, y, lambda l, e_above, e_out: e_above @ B[l].T)
@@ -65,41 +65,42 @@ def test_fa_with_transposed_forward_weights_is_backprop(sizes):
 def test_output_layer_update_is_backprops():
     """The top layer needs no feedback: FA's output update is the exact gradient."""
     net, X, y = make_case([6, 5, 4], "relu", "cross_entropy", batch=7)
-    fa, bp = FeedbackAlignment().updates(net, X, y)[0], Backprop().updates(net, X, y)[0]
+    fa, bp = FeedbackAlignment().bind(net).updates(net, X, y)[0], Backprop().updates(net, X, y)[0]
     assert_close_named({k: fa[k] for k in ("W2", "b2")}, {k: bp[k] for k in ("W2", "b2")})
     assert not torch.allclose(fa["W1"], bp["W1"])
 
 
 def test_feedback_created_once_with_the_networks_shapes():
-    """B is drawn lazily from the network's shapes, on its device and dtype, reproducibly by seed,
-    with the standard deviation of the forward matrix it replaces; it never changes afterwards."""
+    """B is drawn when the rule is bound, from the network's shapes, on its device and dtype,
+    reproducibly by seed, with the standard deviation of the forward matrix it replaces; binding
+    again keeps it, and binding to a network of another shape fails in one line."""
     net = MLP([20, 30, 15, 4], "relu", "identity", "cross_entropy", seed=0, device="cpu")
-    rule = FeedbackAlignment(seed=5)
+    rule = FeedbackAlignment(seed=5).bind(net)
     B = rule.feedback(net)
     assert [tuple(b.shape) for b in B] == [(30, 15), (15, 4)]
     assert all(b.dtype == torch.float32 and b.device == net.W[0].device for b in B)
-    assert rule.feedback(net) is B
-    assert all(torch.equal(b1, b2) for b1, b2 in zip(B, FeedbackAlignment(seed=5).feedback(net)))
-    assert not torch.equal(B[0], FeedbackAlignment(seed=6).feedback(net)[0])
+    assert rule.bind(net).feedback(net) is B
+    assert all(torch.equal(b1, b2) for b1, b2 in zip(B, FeedbackAlignment(seed=5).bind(net).feedback(net)))
+    assert not torch.equal(B[0], FeedbackAlignment(seed=6).bind(net).feedback(net)[0])
     for b, W in zip(B, net.W[1:]):
         assert abs(float(b.std()) / float(W.std()) - 1) < 0.2
-    scaled = FeedbackAlignment(scale=0.5).feedback(net)
+    scaled = FeedbackAlignment(scale=0.5).bind(net).feedback(net)
     assert abs(float(scaled[0].std()) - 0.5) < 0.05
     with pytest.raises(ValueError, match="another shape"):
-        rule.feedback(MLP([20, 31, 15, 4], "relu", "identity", "cross_entropy", device="cpu"))
+        rule.bind(MLP([20, 31, 15, 4], "relu", "identity", "cross_entropy", device="cpu"))
 
 
 def test_dfa_matches_manual_and_equals_fa_with_one_hidden_layer():
     """DFA sends the output error straight to every hidden layer; with one hidden layer it is FA."""
     net, X, y = make_case([5, 6, 7, 8, 3], "tanh", "cross_entropy", batch=6)
-    rule = DirectFeedbackAlignment(seed=2)
+    rule = DirectFeedbackAlignment(seed=2).bind(net)
     got = rule.updates(net, X, y)[0]
     D = rule.B
     assert [tuple(d.shape) for d in D] == [(6, 3), (7, 3), (8, 3)]
     assert_close_named(got, manual_updates(net, X, y, lambda l, e_above, e_out: e_out @ D[l].T))
     net, X, y = make_case([6, 5, 3], "relu", "cross_entropy", batch=5)
-    assert_close_named(DirectFeedbackAlignment(seed=1).updates(net, X, y)[0],
-                       FeedbackAlignment(seed=1).updates(net, X, y)[0])
+    assert_close_named(DirectFeedbackAlignment(seed=1).bind(net).updates(net, X, y)[0],
+                       FeedbackAlignment(seed=1).bind(net).updates(net, X, y)[0])
 
 
 def test_sign_symmetry_uses_signs_of_forward_weights():
@@ -138,7 +139,7 @@ def test_fa_learns_and_aligns(digits):
     hidden update towards backprop's."""
     net = MLP([784, 32, 10], "relu", "identity", "cross_entropy", seed=1, device="cpu")
     rule = FeedbackAlignment(seed=0)
-    B0 = [b.clone() for b in rule.feedback(net)]
+    B0 = [b.clone() for b in rule.bind(net).feedback(net)]
     history = train(net, rule, digits, lr=0.01, momentum=0.9, num_epochs=4, batch_size=32, progress=False,
                     on_epoch=alignment_tracker(digits.X_val, digits.y_val))
     assert history["val_acc"][-1] > 0.85

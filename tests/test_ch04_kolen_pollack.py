@@ -18,7 +18,7 @@ from test_backprop import assert_close_named, make_case
 def test_updates_are_fa_updates():
     """KP's updates (without decay) are FA's with the same B: the error travels down through B."""
     net, X, y = make_case([7, 9, 8, 4], "relu", "cross_entropy", batch=5)
-    kp, fa = KolenPollack(seed=4), FeedbackAlignment(seed=4)
+    kp, fa = KolenPollack(seed=4).bind(net), FeedbackAlignment(seed=4).bind(net)
     kp_updates, fa_updates = kp.updates(net, X, y)[0], fa.updates(net, X, y)[0]
     assert_close_named({name: kp_updates[name] for name in fa_updates}, fa_updates)
     assert set(kp_updates) - set(fa_updates) == {"B2", "B3"}       # ΔB_l = ΔW_lᵀ
@@ -30,7 +30,7 @@ def test_one_step_without_momentum(lr_B):
     """W ← W - lr (ΔW + λW), b ← b - lr Δb, B_l ← B_l - lr_B (ΔW_{l+1}ᵀ + λ B_l), from the old weights."""
     net, X, y = make_case([7, 9, 8, 4], "relu", "cross_entropy", batch=5)
     lr, decay = 0.1, 0.3
-    rule = KolenPollack(decay=decay, lr_B=lr_B, seed=1)
+    rule = KolenPollack(decay=decay, lr_B=lr_B, seed=1).bind(net)
     B_old = [b.clone() for b in rule.feedback(net)]
     params_old = [p.clone() for p in net.parameters()]
     updates = rule.updates(net, X, y)[0]

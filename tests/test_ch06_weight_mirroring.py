@@ -65,7 +65,7 @@ def test_forward_updates_are_fa_updates_and_B_gets_minus_the_mirror_direction():
     net = small_net()
     g = torch.Generator().manual_seed(3)
     X, y = torch.rand(5, 9, generator=g, dtype=torch.float64), torch.randint(4, (5,), generator=g)
-    wm, fa = WeightMirroring(seed=4, noise_std=0.2), FeedbackAlignment(seed=4)
+    wm, fa = WeightMirroring(seed=4, noise_std=0.2).bind(net), FeedbackAlignment(seed=4).bind(net)
     ups, _ = wm.updates(net, X, y)
     fa_ups, _ = fa.updates(net, X, y)
     assert all(torch.equal(ups[k], v) for k, v in fa_ups.items())

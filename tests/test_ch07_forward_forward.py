@@ -205,7 +205,7 @@ def test_pepita_hebbian_step_lowers_clean_minus_modulated_goodness(seed):
     net = MLP([12, 9, 4], "relu", "sigmoid", seed=seed, device="cpu", dtype=torch.float64)
     g = torch.Generator().manual_seed(10 + seed)
     X, y = torch.rand(8, 12, generator=g, dtype=torch.float64), torch.randint(4, (8,), generator=g)
-    rule = PEPITA(update="hebbian", F_scale=0.5, seed=seed)
+    rule = PEPITA(update="hebbian", F_scale=0.5, seed=seed).bind(net)
     clean, mod, e, _ = rule.passes(net, X, y)
     x, x_mod = clean.h[0], mod.h[0]
     torch.testing.assert_close(x_mod, X - e @ rule.F.T)                                 # the course's sign

@@ -53,7 +53,7 @@ def manual_pepita(net, X, y, F, sign, output_error, update):
 @pytest.mark.parametrize("update", ["difference", "hebbian"])
 def test_update_matches_manual_computation(sizes, sign, output_error, update):
     net, X, y, F = case(sizes)
-    rule = PEPITA.with_projection(F, sign=sign, output_error=output_error, update=update)
+    rule = PEPITA.with_projection(F, sign=sign, output_error=output_error, update=update).bind(net)
     got, loss = rule.updates(net, X, y)
     want = manual_pepita(net, X, y, F, sign, output_error, update)
     assert list(got) == list(want)
@@ -68,7 +68,7 @@ def test_dropout_uses_one_mask_for_both_passes():
     net, X, y, F = case((9, 40, 4), batch=3)
     (mask,) = PEPITA.with_projection(F, keep=0.5, seed=3).bind(net).dropout_masks(net, len(X))
     assert set(mask.unique().tolist()) == {0.0, 2.0}
-    clean, mod, _, _ = PEPITA.with_projection(F, keep=0.5, seed=3).passes(net, X, y)
+    clean, mod, _, _ = PEPITA.with_projection(F, keep=0.5, seed=3).bind(net).passes(net, X, y)
     dropped = mask == 0
     assert dropped.any() and not clean.h[1][dropped].any() and not mod.h[1][dropped].any()
     torch.testing.assert_close(clean.h[1][~dropped], 2 * torch.relu(clean.a[0])[~dropped])
@@ -80,12 +80,12 @@ def test_first_order_is_adaptive_feedback_alignment():
     net, X, y, _ = case((30, 20, 5), batch=16)
     cosines = []
     for scale in (1.0, 0.1, 0.01):
-        pepita = PEPITA(F_scale=scale, output_error="clean", seed=2)
-        afa = AdaptiveFeedbackAlignment(F_scale=scale, seed=2)
+        pepita = PEPITA(F_scale=scale, output_error="clean", seed=2).bind(net)
+        afa = AdaptiveFeedbackAlignment(F_scale=scale, seed=2).bind(net)
         cosines.append(float(cosine_similarity(pepita.updates(net, X, y)[0]["W1"], afa.updates(net, X, y)[0]["W1"])))
         assert torch.equal(pepita.F, afa.F)
     assert cosines[-1] > 0.999 and cosines[0] < cosines[-1]
-    flipped = PEPITA(F_scale=0.01, sign=1, output_error="clean", seed=2).updates(net, X, y)[0]["W1"]
+    flipped = PEPITA(F_scale=0.01, sign=1, output_error="clean", seed=2).bind(net).updates(net, X, y)[0]["W1"]
     assert float(cosine_similarity(flipped, afa.updates(net, X, y)[0]["W1"])) < -0.999
 
 
@@ -132,7 +132,7 @@ def test_bad_input_gets_a_clear_message(digits):
     with pytest.raises(ValueError, match=r"F has shape \(10, 784\).*\(784, 10\)"):
         PEPITA.with_projection(torch.zeros(10, 784)).bind(net)
     with pytest.raises(ValueError, match="flatten"):
-        PEPITA().updates(net, torch.zeros(4, 28, 28), torch.zeros(4, dtype=torch.long))
+        PEPITA().bind(net).updates(net, torch.zeros(4, 28, 28), torch.zeros(4, dtype=torch.long))
     for bad in (dict(sign=0), dict(output_error="second"), dict(keep=0), dict(update="hebb")):
         with pytest.raises(ValueError):
             PEPITA(**bad)

@@ -35,8 +35,8 @@ def test_one_position_without_pooling_is_the_fc_rule(sign, output_error, keep):
     mlp = MLP.from_weights([net.W[0].reshape(7, -1), net.W[1]], net.b, activation="relu", output="identity",
                            loss="cross_entropy")
     settings = dict(sign=sign, output_error=output_error, keep=keep, seed=3)
-    conv, conv_loss = ConvPEPITA.with_projection(F, **settings).updates(net, X, y)
-    fc, fc_loss = PEPITA.with_projection(F, **settings).updates(mlp, X, y)
+    conv, conv_loss = ConvPEPITA.with_projection(F, **settings).bind(net).updates(net, X, y)
+    fc, fc_loss = PEPITA.with_projection(F, **settings).bind(mlp).updates(mlp, X, y)
     assert list(conv) == list(fc)
     for name, want in fc.items():
         torch.testing.assert_close(conv[name].reshape(want.shape), want, msg=name)
@@ -95,7 +95,7 @@ def test_kernel_update_matches_a_per_position_loop(sign, shape, kernel_size, poo
     unit credited to the position its modulated pass pooled; Δb₁ the same sum without the patch.
     (1x7x7 with k=2, pool 3: a 6×6 map pooled to 2×2; 3x5x5 without pooling.)"""
     net, X, y, F = conv_case(image_shape=shape, kernel_size=kernel_size, pool=pool, batch=3)
-    got, _ = ConvPEPITA.with_projection(F, sign=sign).updates(net, X, y)
+    got, _ = ConvPEPITA.with_projection(F, sign=sign).bind(net).updates(net, X, y)
     want = loop_conv_pepita(net, X, y, F, sign)
     for name, w in want.items():
         torch.testing.assert_close(got[name], w, msg=name)
@@ -105,7 +105,7 @@ def test_batch_is_averaged_once():
     """The update is a batch mean: the same samples twice give the same update, not twice it (the
     reference divided the kernel update by the batch size a second time)."""
     net, X, y, F = conv_case(batch=4)
-    rule = ConvPEPITA.with_projection(F)
+    rule = ConvPEPITA.with_projection(F).bind(net)
     once, loss = rule.updates(net, X, y)
     twice, loss2 = rule.updates(net, torch.cat([X, X]), torch.cat([y, y]))
     for name, u in once.items():
@@ -121,14 +121,14 @@ def test_dropout_uses_one_mask_for_both_passes():
     net, X, y, F = conv_case(batch=3, channels=4)
     (mask,) = ConvPEPITA.with_projection(F, keep=0.5, seed=5).bind(net).dropout_masks(net, len(X))
     assert mask.shape == (3, net.sizes[1]) and set(mask.unique().tolist()) == {0.0, 2.0}
-    rule = ConvPEPITA.with_projection(F, keep=0.5, seed=5)
+    rule = ConvPEPITA.with_projection(F, keep=0.5, seed=5).bind(net)
     clean, mod, _, _ = rule.passes(net, X, y)
     dropped = mask == 0
     assert dropped.any() and not clean.h[1][dropped].any() and not mod.h[1][dropped].any()
     plain = ConvPEPITA.with_projection(F).forward(net, X)
     torch.testing.assert_close(clean.h[1][~dropped], 2 * plain.h[1][~dropped])
 
-    got, _ = ConvPEPITA.with_projection(F, keep=0.5, seed=5).updates(net, X, y)
+    got, _ = ConvPEPITA.with_projection(F, keep=0.5, seed=5).bind(net).updates(net, X, y)
     want = loop_conv_pepita(net, X, y, F, -1, mask=mask)
     for name, w in want.items():
         torch.testing.assert_close(got[name], w, msg=name)
@@ -181,8 +181,10 @@ def one_line_error(call, *words):
 
 def test_messages_on_bad_input():
     net, X, y, F = conv_case()
-    one_line_error(lambda: ConvPEPITA.with_projection(F[:-1]).updates(net, X, y), "F has shape", "(n_in, n_out)")
-    one_line_error(lambda: ConvPEPITA().updates(net, X[:, :-1], y), "ConvNet expects", "image_shape")
+    one_line_error(lambda: ConvPEPITA.with_projection(F[:-1]).bind(net), "F has shape", "(n_in, n_out)")
+    one_line_error(lambda: ConvPEPITA().bind(net).updates(net, X[:, :-1], y), "ConvNet expects", "image_shape")
+    with pytest.raises(RuntimeError, match=r"not bound to a network yet.*call rule.bind\(net\) first"):
+        ConvPEPITA().updates(net, X, y)
     one_line_error(lambda: net(X.reshape(len(X), *net.image_shape)), "X.reshape(len(X), -1)")
     mlp = MLP([net.sizes[0], 5, 4], "relu", "identity", "cross_entropy", device="cpu", dtype=torch.float64)
     with pytest.raises(TypeError, match="ConvPEPITA trains ConvNet networks, not MLP. Rules that can train it: .*PEPITA"):

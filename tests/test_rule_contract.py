@@ -11,7 +11,7 @@ from course_lib.data import load
 from course_lib.network import MLP
 from course_lib.rules import Backprop, ErrorRule
 from course_lib.rules.base import output_error, propagate_errors
-from course_lib.rules.feedback_alignment import random_feedback
+from course_lib.rules.feedback_alignment import FeedbackAlignment, random_feedback
 from course_lib.train import LinearCooldown, evaluate, linear_cooldown, make_optimizer, make_scheduler, train
 
 
@@ -23,10 +23,9 @@ class PulledFeedback(ErrorRule):
     def __init__(self, lr_B: float = 0.5, seed: int = 0):
         self.lr_B, self.seed, self.B = lr_B, seed, None
 
-    def bind(self, net):
+    def prepare(self, net):
         if self.B is None:
             self.B = random_feedback(tuple(net.W[1].T.shape), net.W[1], torch.Generator().manual_seed(self.seed))
-        return self
 
     def owned(self):
         return {"B2": self.B}
@@ -42,9 +41,8 @@ class PulledFeedback(ErrorRule):
         updates["B2"] = self.B - net.W[1].T
         return updates, loss
 
-    def param_groups(self, net, lr, weight_decay=0.0):
-        return [{"params": net.parameters(), "lr": lr, "weight_decay": weight_decay},
-                {"params": [self.bind(net).B], "lr": self.lr_B, "weight_decay": 0.0}]
+    def learned_options(self, lr, weight_decay):
+        return {"lr": self.lr_B, "weight_decay": 0.0}
 
     def feedback_pairs(self, net):
         return {"W2": (self.B, net.W[1].T)}
@@ -216,3 +214,22 @@ def test_fast_mode_in_the_environment_does_not_change_a_runs_file(digits, tmp_pa
         monkeypatch.setenv("COURSE_QUICK", env)
         files[env] = PUBLISHED["pepita"].run(digits, 0, quick=True, runs_dir=tmp_path).checkpoint
     assert files["0"] == files["1"] and "Loaded" in capsys.readouterr().out
+
+
+def test_a_rule_is_bound_once_and_an_unbound_one_says_what_to_do(digits):
+    """train binds the rule to the network once: nothing in the step path prepares it again. A rule
+    used before binding says, in one line, to call rule.bind(net)."""
+    calls = []
+
+    class Counted(PulledFeedback):
+        def prepare(self, net):
+            calls.append(net)
+            super().prepare(net)
+
+    net, rule = toy_net(), Counted()
+    train(net, rule, digits, lr=0.05, num_epochs=2, batch_size=50, progress=False)
+    assert calls == [net]
+    rule.bind(net)
+    assert calls == [net]                                   # binding again to the same network: nothing
+    with pytest.raises(RuntimeError, match=r"not bound to a network yet.*rule\.bind\(net\)"):
+        FeedbackAlignment().updates(toy_net(), digits.X_train[:4], digits.y_train[:4])

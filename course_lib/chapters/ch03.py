@@ -17,7 +17,7 @@ def feedback_alignment_updates(X, T, W1, b1, W2, b2, B) -> dict:
     logits a2 = h1 W2ᵀ + b2, cross-entropy loss; the error reaches the hidden layer through
     B (n_hidden, n_out) instead of W2ᵀ. Returns {"dW1", "db1", "dW2", "db2"}."""
     net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
-    return exercise_grads(FeedbackAlignment.with_feedback([B]).updates(net, X, T)[0])
+    return exercise_grads(FeedbackAlignment.with_feedback([B]).bind(net).updates(net, X, T)[0])
 
 
 class TwoLayerFARule(FeedbackAlignment):

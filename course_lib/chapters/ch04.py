@@ -60,7 +60,7 @@ def gap_law(net: MLP, rule: KolenPollack, data, lr: float, num_steps: int, batch
     """Train ``net`` with ``rule`` for ``num_steps`` plain-SGD steps (no momentum) and record the
     gap ‖W_Lᵀ - B_L‖ of the top feedback matrix after every step, next to the prediction
     (1 - lr λ)ᵗ · gap₀ of the Kolen-Pollack argument. Returns {"step", "measured", "predicted"}."""
-    B = rule.feedback(net)
+    B = rule.bind(net).feedback(net)
     gaps = [(net.W[-1].T - B[-1]).norm()]
     steps_per_epoch = -(-len(data.X_train) // batch_size)
     train(net, rule, data, lr=lr, num_epochs=-(-num_steps // steps_per_epoch), batch_size=batch_size,

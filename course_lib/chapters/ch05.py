@@ -24,7 +24,7 @@ def pepita_updates(X, T, W1, b1, W2, b2, F) -> dict:
     e = softmax(a2) - T and F (n_in, n_out); the output layer learns from the modulated pass's
     error. Returns {"dW1", "db1", "dW2", "db2"}."""
     net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
-    return exercise_grads(PEPITA.with_projection(F).updates(net, X, T)[0])
+    return exercise_grads(PEPITA.with_projection(F).bind(net).updates(net, X, T)[0])
 
 
 class TwoLayerPEPITARule(PEPITA):
@@ -49,7 +49,7 @@ def first_order_cosines(net: MLP, X, y, scales, seed: int = 0) -> list:
     sign, x̃ = x - e Fᵀ) and its first-order prediction f'(a₁) ⊙ (e (W₁F)ᵀ), over a batch."""
     result = []
     for scale in scales:
-        rule = PEPITA(F_scale=scale, seed=seed)
+        rule = PEPITA(F_scale=scale, seed=seed).bind(net)
         clean, modulated, e, _ = rule.passes(net, X, y)
         slope = net.activation.grad(clean.a[0], clean.h[1])                   # f'(a₁): (batch, n_1)
         predicted = slope * (e @ (net.W[0] @ rule.F).T)                       # (batch, n_1)

@@ -1,14 +1,17 @@
 """The contract every learning rule fits, and the credit-assignment mechanism most of them share.
 
 A rule (:class:`LearningRule`) is **bound** to a network once: :meth:`~LearningRule.bind` creates
-the matrices the rule owns (feedback B, PEPITA's projection F, ...) on the network's device, seeded.
-It then
+the matrices the rule owns (feedback B, PEPITA's projection F, ...) on the network's device, seeded
+(``train`` and ``make_optimizer`` bind; so does ``rule = FeedbackAlignment(seed=0).bind(net)``;
+nothing in the step path binds again). It then
 
 * computes **updates** by name, ``{"W1": ΔW₁, "b1": Δb₁, ..., "B2": ΔB₂}``, as batch means that point
   uphill like a gradient (``W ← W - lr·ΔW``), so learning rates compare across rules;
-* declares its **parameter groups** (:meth:`~LearningRule.param_groups`): every tensor that learns,
-  the network's and the rule's own, is stepped by one torch optimiser, each group with its own lr,
-  weight decay or momentum (the pattern of nanoGPT's ``configure_optimizers``);
+* declares the tensors of its own that **learn** (:meth:`~LearningRule.learned`) and their optimiser
+  settings (:meth:`~LearningRule.learned_options`), and, where they differ from one group, the
+  network's (:meth:`~LearningRule.network_groups`): :meth:`~LearningRule.param_groups` joins them,
+  so every tensor that learns is stepped by one torch optimiser, each group with its own lr, weight
+  decay or momentum (the pattern of nanoGPT's ``configure_optimizers``);
 * **predicts** (:meth:`~LearningRule.scores`: argmax of the output by default);
 * names its **feedback counterparts** (:meth:`~LearningRule.feedback_pairs`): the matrix backprop
   would use where the rule uses B, D or F, so :mod:`course_lib.alignment` measures any rule;
@@ -32,6 +35,7 @@ Backprop uses B_{l+1} = W_{l+1}ᵀ (weight transport); the other rules choose an
 import importlib
 import inspect
 import pkgutil
+import weakref
 
 import torch
 
@@ -85,19 +89,33 @@ def setting_value(value):
 class LearningRule:
     """Base class of every rule; the module docstring states the contract.
 
-    Subclasses override :meth:`updates`, and where they differ :meth:`bind` / :meth:`owned` /
-    :meth:`learned` (matrices the rule keeps), :meth:`param_groups`, :meth:`scores`,
-    :meth:`feedback_pairs`, :meth:`check_compatible`. Settings are the ``__init__`` arguments,
-    kept as attributes of the same name (``config`` and ``repr`` read them).
+    Subclasses override :meth:`updates`, and where they differ :meth:`prepare` / :meth:`owned` /
+    :meth:`learned` (matrices the rule keeps), :meth:`learned_options`, :meth:`network_groups`,
+    :meth:`scores`, :meth:`feedback_pairs`, :meth:`check_compatible`. Settings are the ``__init__``
+    arguments, kept as attributes of the same name (``config`` and ``repr`` read them).
     """
     name = "rule"
     unrecorded = ()  # __init__ arguments that do not change what the rule computes (a learner's fn)
 
     # ---- binding and the tensors a rule owns
     def bind(self, net: MLP) -> "LearningRule":
-        """Create what the rule owns for ``net`` (on its device); calling it again is harmless.
-        Returns the rule, so ``rule = FeedbackAlignment(seed=0).bind(net)`` reads well."""
+        """Bind the rule to ``net``: :meth:`prepare` creates what the rule owns for it, once per
+        network (binding again to the same network returns at once). Returns the rule, so
+        ``rule = FeedbackAlignment(seed=0).bind(net)`` reads well."""
+        bound = getattr(self, "_bound_to", None)
+        if bound is None or bound() is not net:
+            self.prepare(net)
+            self._bound_to = weakref.ref(net)
         return self
+
+    def prepare(self, net: MLP):
+        """Create the matrices and generators the rule owns for ``net`` (on its device) and check
+        that the rule can train it; keep what exists when it fits. Called by :meth:`bind`."""
+
+    def unbound_error(self) -> RuntimeError:
+        """What an unbound rule says when a step needs what binding creates."""
+        return RuntimeError(f"This {self.name} rule is not bound to a network yet, so its own matrices do not "
+                            f"exist: call rule.bind(net) first (train() and make_optimizer() do it for you).")
 
     def owned(self) -> dict:
         """{name: tensor} of every matrix the rule keeps (fixed or learned): what checkpoints save."""
@@ -107,22 +125,30 @@ class LearningRule:
         """{name: tensor} of the rule's own tensors that the optimiser steps (e.g. KP's "B2")."""
         return {}
 
+    def learned_options(self, lr: float, weight_decay: float) -> dict:
+        """The optimiser settings of the learned tensors' group: by default the network's lr and decay."""
+        return {"lr": lr, "weight_decay": weight_decay}
+
+    def network_groups(self, net: MLP, lr: float, weight_decay: float) -> list:
+        """The optimiser groups of the network's parameters: by default one, at lr and weight_decay."""
+        return [{"params": list(net.parameters()), "lr": lr, "weight_decay": weight_decay}]
+
+    def param_groups(self, net: MLP, lr: float, weight_decay: float = 0.0) -> list:
+        """Optimiser parameter groups: the network's (:meth:`network_groups`), then one group of the
+        rule's learned tensors (:meth:`learned`) with :meth:`learned_options`, where it has any."""
+        learned = list(self.learned().values())
+        extra = [{"params": learned, **self.learned_options(lr, weight_decay)}] if learned else []
+        return self.network_groups(net, lr, weight_decay) + extra
+
     # ---- learning
     def updates(self, net: MLP, X: torch.Tensor, y: torch.Tensor):
         """Return (updates, loss): {name: batch-mean update} for the network's parameters (and the
         rule's learned tensors), and the batch loss as a 0-dim tensor."""
         raise NotImplementedError
 
-    def param_groups(self, net: MLP, lr: float, weight_decay: float = 0.0) -> list:
-        """Optimiser parameter groups: by default one group of all network parameters and learned
-        tensors. Rules give a tensor its own lr or decay by returning more groups."""
-        params = list(net.named_parameters().values()) + list(self.learned().values())
-        return [{"params": params, "lr": lr, "weight_decay": weight_decay}]
-
     def step(self, net: MLP, X, y, optimizer) -> torch.Tensor:
-        """One learning step on a batch: every update becomes its tensor's ``.grad`` and the optimiser
-        steps them all. Returns the batch loss (a 0-dim tensor, not synced)."""
-        self.bind(net)
+        """One learning step on a batch of the bound rule: every update becomes its tensor's
+        ``.grad`` and the optimiser steps them all. Returns the batch loss (a 0-dim tensor, not synced)."""
         updates, loss = self.updates(net, X, y)
         tensors = {**net.named_parameters(), **self.learned()}
         unknown = set(updates) - set(tensors)
@@ -224,7 +250,6 @@ class ErrorRule(LearningRule):
         raise NotImplementedError
 
     def updates(self, net, X, y):
-        self.bind(net)
         fwd = net.forward(X)
         T = net.targets(y)
         return outer_product_updates(fwd, self.errors(net, fwd, T)), net.loss(fwd.output, T)
@@ -235,7 +260,6 @@ class ErrorRule(LearningRule):
         ``layer``'s [W | b] (n_l, n_{l-1} + 1) (Chapter 2, "Gradient SNR"). Each is an outer product
         g_n = u_n v_nᵀ of the error u_n and v_n = [h_{l-1,n}, 1], so mean = Uᵀ V / N and mean square
         = (U²)ᵀ (V²) / N: two matrix products, no loop over samples."""
-        self.bind(net)
         fwd = net.forward(X)
         U = self.errors(net, fwd, net.targets(y))[layer]                           # (N, n_l)
         h = fwd.h[layer]

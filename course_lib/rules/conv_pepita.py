@@ -56,9 +56,9 @@ class ConvPEPITA(PEPITA):
 
     networks = (ConvNet,)
 
-    def bind(self, net: ConvNet) -> "ConvPEPITA":
+    def prepare(self, net: ConvNet):
         self.check_network(net)
-        return super().bind(net)   # F (C·H·W, n_out) as PEPITA draws it, or a given F's shape checked
+        super().prepare(net)       # F (C·H·W, n_out) as PEPITA draws it, or a given F's shape checked
 
     def check_compatible(self, net: ConvNet, data):
         shape = tuple(getattr(data, "image_shape", ()) or ())

@@ -64,7 +64,7 @@ class FeedbackAlignment(ErrorRule):
         rule.B = list(B)
         return rule
 
-    def bind(self, net):
+    def prepare(self, net):
         shapes = self.feedback_shapes(net)
         if self.B is None:
             g = torch.Generator().manual_seed(self.seed)
@@ -73,11 +73,12 @@ class FeedbackAlignment(ErrorRule):
             raise ValueError(f"This {self.name} rule's feedback matrices have shapes "
                              f"{[tuple(B.shape) for B in self.B]}, but the network needs {shapes}: "
                              f"create a new rule object for a network of another shape.")
-        return self
 
     def feedback(self, net) -> list:
-        """The feedback matrices [B₂, ..., B_L] (0-based list) for ``net``."""
-        return self.bind(net).B
+        """The feedback matrices [B₂, ..., B_L] (0-based list) of the bound rule."""
+        if self.B is None:
+            raise self.unbound_error()
+        return self.B
 
     def feedback_shapes(self, net) -> list:
         """B_{l+1} stands in for W_{l+1}ᵀ: shape (n_l, n_{l+1})."""
@@ -133,8 +134,8 @@ class SignSymmetry(FeedbackAlignment):
     def __init__(self):          # no settings: nothing is drawn
         super().__init__()
 
-    def bind(self, net):
-        return self
+    def prepare(self, net):
+        pass
 
     def feedback(self, net) -> list:
         return [torch.sign(W.T) * W.abs().mean() for W in net.W[1:]]

@@ -199,23 +199,20 @@ class ForwardForward(LearningRule):
         self.readout_layers = None if readout_layers is None else sorted(int(l) for l in readout_layers)
         self.readout_lr, self.readout_weight_decay, self.eps, self.seed = readout_lr, readout_weight_decay, eps, seed
         self.goodness, self.peer_normalisation = goodness, peer_normalisation
-        self.R, self.mean_activity, self.generator, self._bound = None, [], None, None
+        self.R, self.mean_activity, self.generator = None, [], None
 
     # ---- binding: the readout R (owned, learned) and the negative labels' generator
-    def bind(self, net):
-        if self._bound is not net:
-            for name, chosen in (("layers", self.layers), ("score_layers", self.score_layers),
-                                 ("readout_layers", self.readout_layers)):
-                if chosen is not None and not all(1 <= l <= net.num_layers for l in chosen):
-                    raise ValueError(f"{name}={chosen}, but the network has layers 1..{net.num_layers}.")
-            width = sum(net.sizes[l] for l in self.readout_layers_of(net))
-            if self.R is None or self.R.shape != (self.n_classes, width):
-                self.R = torch.zeros(self.n_classes, width, device=net.device, dtype=net.dtype)
-            if self.peer_normalisation and [len(m) for m in self.mean_activity] != net.sizes[1:]:
-                self.mean_activity = [torch.zeros(n, device=net.device, dtype=net.dtype) for n in net.sizes[1:]]
-            self.generator = torch.Generator(device=net.device).manual_seed(self.seed)
-            self._bound = net
-        return self
+    def prepare(self, net):
+        for name, chosen in (("layers", self.layers), ("score_layers", self.score_layers),
+                             ("readout_layers", self.readout_layers)):
+            if chosen is not None and not all(1 <= l <= net.num_layers for l in chosen):
+                raise ValueError(f"{name}={chosen}, but the network has layers 1..{net.num_layers}.")
+        width = sum(net.sizes[l] for l in self.readout_layers_of(net))
+        if self.R is None or self.R.shape != (self.n_classes, width):
+            self.R = torch.zeros(self.n_classes, width, device=net.device, dtype=net.dtype)
+        if self.peer_normalisation and [len(m) for m in self.mean_activity] != net.sizes[1:]:
+            self.mean_activity = [torch.zeros(n, device=net.device, dtype=net.dtype) for n in net.sizes[1:]]
+        self.generator = torch.Generator(device=net.device).manual_seed(self.seed)
 
     def learned(self):
         """The readout R, stepped by the optimiser."""
@@ -234,17 +231,15 @@ class ForwardForward(LearningRule):
     def readout_layers_of(self, net) -> list:
         return self.readout_layers if self.readout_layers is not None else all_but_first(net.num_layers)
 
-    def param_groups(self, net, lr, weight_decay=0.0):
-        groups = [{"params": net.parameters(), "lr": lr, "weight_decay": weight_decay}]
-        if self.readout:
-            groups.append({"params": [self.bind(net).R], "lr": self.readout_lr,
-                           "weight_decay": self.readout_weight_decay})
-        return groups
+    def learned_options(self, lr, weight_decay):
+        """The readout's own lr and weight decay."""
+        return {"lr": self.readout_lr, "weight_decay": self.readout_weight_decay}
 
     # ---- learning
     @torch.no_grad()
     def updates(self, net, X, y):
-        self.bind(net)
+        if self.generator is None:
+            raise self.unbound_error()
         n, top = len(X), max(self.learning_layers(net))
         pos = ff_forward(net, embed_label(X, y, self.n_classes), top, self.eps)
         neg = ff_forward(net, embed_label(X, negative_labels(y, self.n_classes, self.generator), self.n_classes),
@@ -289,7 +284,8 @@ class ForwardForward(LearningRule):
     def readout_logits(self, net, X, return_features=False):
         """Logits of the softmax readout from one pass with the neutral label: z Rᵀ, where z joins
         the normalised activities of the readout layers."""
-        self.bind(net)
+        if self.R is None:
+            raise self.unbound_error()
         layers = self.readout_layers_of(net)
         acts = ff_forward(net, embed_label(X, NEUTRAL, self.n_classes), max(layers), self.eps)
         z = torch.cat([normalise(acts[l - 1][1], self.eps) for l in layers], dim=1)  # (batch, width)
@@ -321,7 +317,6 @@ class ForwardForward(LearningRule):
         if net.activation.name != "relu" or net.output_activation.name != "relu":
             raise ValueError(f"Forward-Forward's layers are all ReLU layers (goodness of every layer, no output "
                              f"layer): build MLP(sizes, activation='relu', output='relu'); got {net}.")
-        self.bind(net)
         self.check_threshold(net, data.X_train[:256], data.y_train[:256])
 
     @torch.no_grad()

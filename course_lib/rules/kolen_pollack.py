@@ -48,10 +48,11 @@ class KolenPollack(FeedbackAlignment):
             updates[name] = updates["W" + name[1:]].T        # ΔB_l = ΔW_lᵀ: (n_{l-1}, n_l)
         return updates, loss
 
-    def param_groups(self, net, lr, weight_decay=0.0):
-        """W and B decay by λ on top of the optimiser's weight decay; biases do not; B has lr_B."""
-        decayed = weight_decay + self.decay
-        return [{"params": net.W, "lr": lr, "weight_decay": decayed},
-                {"params": net.b, "lr": lr, "weight_decay": weight_decay},
-                {"params": list(self.bind(net).learned().values()),
-                 "lr": lr if self.lr_B is None else self.lr_B, "weight_decay": decayed}]
+    def network_groups(self, net, lr, weight_decay):
+        """W decays by λ on top of the optimiser's weight decay; the biases do not."""
+        return [{"params": net.W, "lr": lr, "weight_decay": weight_decay + self.decay},
+                {"params": net.b, "lr": lr, "weight_decay": weight_decay}]
+
+    def learned_options(self, lr, weight_decay):
+        """B decays like W, at its own lr_B where one is given."""
+        return {"lr": lr if self.lr_B is None else self.lr_B, "weight_decay": weight_decay + self.decay}

@@ -74,7 +74,7 @@ class PEPITA(LearningRule):
         rule.F = F
         return rule
 
-    def bind(self, net: MLP) -> "PEPITA":
+    def prepare(self, net: MLP):
         if net.num_layers < 2:
             raise ValueError(f"PEPITA needs at least one hidden layer: the output layer learns from the error, "
                              f"the hidden layers from the change between the passes. Got {net}.")
@@ -86,7 +86,6 @@ class PEPITA(LearningRule):
                              f"F projects the output error (n_out values) onto the input (n_in values).")
         if self.mask_generator is None:
             self.mask_generator = torch.Generator(device=net.W[0].device).manual_seed(self.seed)
-        return self
 
     def owned(self) -> dict:
         return {} if self.F is None else {"F": self.F}
@@ -119,7 +118,8 @@ class PEPITA(LearningRule):
 
     def passes(self, net: MLP, X, y):
         """(clean pass, modulated pass, clean output error e, targets T) for a batch."""
-        self.bind(net)
+        if self.F is None or self.mask_generator is None:
+            raise self.unbound_error()
         net.check_input(X)
         T = net.targets(y)
         masks = self.dropout_masks(net, len(X))
@@ -165,7 +165,9 @@ class PEPITA(LearningRule):
         product = net.W[0]
         for W in net.W[1:]:
             product = W @ product                                              # (n_l, n_in)
-        return {"F": (self.bind(net).F, product.T)}
+        if self.F is None:
+            raise self.unbound_error()
+        return {"F": (self.F, product.T)}
 
 
 class AdaptiveFeedbackAlignment(FeedbackAlignment):
@@ -178,16 +180,17 @@ class AdaptiveFeedbackAlignment(FeedbackAlignment):
         super().__init__(seed=seed)
         self.F_scale, self.F = F_scale, None
 
-    def bind(self, net):
+    def prepare(self, net):
         if net.num_layers != 2:
             raise ValueError(f"Adaptive feedback alignment is defined here for one hidden layer; got {net}.")
         if self.F is None:
             self.F = projection_matrix(net.sizes[0], net.sizes[-1], self.F_scale,
                                        torch.Generator().manual_seed(self.seed), net.W[0])
-        return self
 
     def feedback(self, net) -> list:
-        return [net.W[0] @ self.bind(net).F]                                  # B = W₁F: (n_hidden, n_out)
+        if self.F is None:
+            raise self.unbound_error()
+        return [net.W[0] @ self.F]                                            # B = W₁F: (n_hidden, n_out)
 
     def owned(self) -> dict:
         return {} if self.F is None else {"F": self.F}

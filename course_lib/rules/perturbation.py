@@ -65,9 +65,9 @@ class NoisyRule:
     """What the perturbation rules share: their :class:`NoiseSource` (``self.noise``) makes its
     generator when the rule is bound, so that its state is saved from the first step on."""
 
-    def bind(self, net):
+    def prepare(self, net):
         self.noise.generator(net.W[0].device)
-        return super().bind(net)
+        super().prepare(net)
 
     def generators(self) -> dict:
         return {f"noise {device}": g for device, g in self.noise.generators.items()}

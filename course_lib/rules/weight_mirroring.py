@@ -65,6 +65,16 @@ def draw_noise(shape, std: float, kind: str, generator: torch.Generator, like: t
 class Mirror:
     """The mirror settings and the mirror step shared by :class:`WeightMirroring` and
     :class:`MirroredPEPITA` (a mixin: the rules keep the settings as their own attributes)."""
+    mirror_in_training = True                    # the mirrored matrices learn with every training step
+
+    def learned(self) -> dict:
+        """The mirrored matrices, when they mirror while training (stepped by the optimiser)."""
+        return self.owned() if self.mirror_in_training else {}
+
+    def learned_options(self, lr, weight_decay):
+        """The mirrored matrices' optimiser group: mirror lr (scaled by any schedule like the forward
+        lr), the mirror decay, no momentum (every mirror step is a fresh noise sample)."""
+        return {"lr": self.mirror_lr, "weight_decay": self.mirror_decay, "momentum": 0.0}
 
     def check_mirror_settings(self):
         if self.noise_mean != 0:
@@ -158,12 +168,6 @@ class Mirror:
     def after_mirror(self, net):
         """Hook for rules whose feedback is built from the mirrored matrices (MirroredPEPITA)."""
 
-    def mirror_group(self, lr: float) -> dict:
-        """The optimiser group of the mirrored matrices: mirror lr (scaled by any schedule like the
-        forward lr), the mirror decay, no momentum (every mirror step is a fresh noise sample)."""
-        return {"params": list(self.learned().values()), "lr": self.mirror_lr,
-                "weight_decay": self.mirror_decay, "momentum": 0.0}
-
 
 class WeightMirroring(Mirror, FeedbackAlignment):
     """Feedback alignment whose feedback matrices B_{l+1} (like W_{l+1}ᵀ) learn by weight mirroring.
@@ -186,19 +190,15 @@ class WeightMirroring(Mirror, FeedbackAlignment):
         self.check_mirror_settings()
         self._noise_generator = None
 
-    def bind(self, net):
+    def prepare(self, net):
         fresh = self.B is None
-        super().bind(net)
+        super().prepare(net)
         if fresh and net.num_layers < 2:
             raise ValueError(f"Weight mirroring needs a feedback matrix, so at least one hidden layer; "
                              f"got {net}.")
         self.noise_generator(net)                      # made now, so its state is saved from the first step on
         if fresh and self.premirror_steps:
             self.mirror(net, self.premirror_steps)
-        return self
-
-    def learned(self) -> dict:
-        return self.owned()
 
     def mirrored_matrices(self, net):
         """(the matrices that mirror, the 0-based forward layers they mirror): B_{l+1} mirrors W_{l+1}."""
@@ -209,10 +209,6 @@ class WeightMirroring(Mirror, FeedbackAlignment):
         uphill = self.mirror_directions(net, range(1, net.num_layers), self.mirror_batch, sign=-1.0)
         updates.update(zip(self.owned(), uphill))                # uphill: the optimiser subtracts it
         return updates, loss
-
-    def param_groups(self, net, lr, weight_decay=0.0):
-        self.bind(net)
-        return [{"params": net.parameters(), "lr": lr, "weight_decay": weight_decay}, self.mirror_group(lr)]
 
 
 class MirroredPEPITA(Mirror, PEPITA):
@@ -245,7 +241,7 @@ class MirroredPEPITA(Mirror, PEPITA):
         self.check_mirror_settings()
         self.Bs, self.F_std, self._noise_generator = None, None, None
 
-    def bind(self, net):
+    def prepare(self, net):
         if self.Bs is None:
             if net.num_layers < 2:
                 raise ValueError(f"PEPITA needs at least one hidden layer; got {net}.")
@@ -254,14 +250,15 @@ class MirroredPEPITA(Mirror, PEPITA):
             self.F_std = float(F0.std())
             self.Bs = [random_feedback(tuple(W.T.shape), W, g) for W in net.W]
             self.refresh_F()
-            super().bind(net)
+            super().prepare(net)
             self.noise_generator(net)                  # made now, so its state is saved from the first step on
             if self.premirror_steps:
                 self.mirror(net, self.premirror_steps)
         elif [tuple(B.shape) for B in self.Bs] != [tuple(W.T.shape) for W in net.W]:
             raise ValueError(f"This rule's mirrored matrices have shapes {[tuple(B.shape) for B in self.Bs]}, "
                              f"the network needs {[tuple(W.T.shape) for W in net.W]}: create a new rule.")
-        return super().bind(net)
+        else:
+            super().prepare(net)
 
     def refresh_F(self):
         """F = c · B₁ ⋯ B_L with c such that F's standard deviation is the initial one."""
@@ -278,14 +275,12 @@ class MirroredPEPITA(Mirror, PEPITA):
     def owned(self) -> dict:
         return {f"B{l}": B for l, B in enumerate(self.Bs or [], start=1)}
 
-    def learned(self) -> dict:
-        return self.owned() if self.mirror_in_training else {}
-
     def mirrored_matrices(self, net):
         return self.Bs, range(net.num_layers)
 
     def updates(self, net, X, y):
-        self.bind(net)
+        if self.Bs is None:
+            raise self.unbound_error()
         self.refresh_F()                                   # the B_l moved in the last optimiser step
         updates, loss = super().updates(net, X, y)
         if self.mirror_in_training:
@@ -294,18 +289,14 @@ class MirroredPEPITA(Mirror, PEPITA):
         return updates, loss
 
     def feedback_pairs(self, net):
-        self.bind(net)
+        if self.Bs is None:
+            raise self.unbound_error()
         self.refresh_F()
         return super().feedback_pairs(net)
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.refresh_F()
-
-    def param_groups(self, net, lr, weight_decay=0.0):
-        self.bind(net)
-        forward = {"params": net.parameters(), "lr": lr, "weight_decay": weight_decay}
-        return [forward, self.mirror_group(lr)] if self.mirror_in_training else [forward]
 
 
 def mirror_phase(rule, net: MLP, num_steps: int):
