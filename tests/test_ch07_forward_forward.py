@@ -415,6 +415,11 @@ def _no_eps(h, eps):
     return h / h.pow(2).mean(1, keepdim=True).sqrt()
 
 
+def _norm_inside(h, eps):
+    """ε inside the root: the same as h / (rms + ε) except for rows with a small root mean square."""
+    return h * torch.rsqrt(h.pow(2).mean(1, keepdim=True) + eps)
+
+
 def _perm(y, n, g):
     return y[torch.randperm(len(y), generator=g)]
 
@@ -442,7 +447,8 @@ def _no_wrap(y, n, g):
 
 @pytest.mark.parametrize("name, fn, mistake", [
     ("normalise_input", _no_eps, "no_eps"),
-    ("negative_labels", _perm, "true_label_drawn"),
+    ("negative_labels", _perm, "shuffled"),
+    ("normalise_input", _norm_inside, "eps_inside_root"),
     ("negative_labels", _next, "not_random"),
     ("negative_labels", _biased, "not_uniform"),
     ("negative_labels", _global_rng, "ignores_generator"),
@@ -491,10 +497,6 @@ def _norm_functional(h, eps):
     return F.normalize(h, dim=1) * h.shape[1] ** 0.5
 
 
-def _norm_inside(h, eps):
-    return h * torch.rsqrt(h.pow(2).mean(1, keepdim=True) + eps)
-
-
 def _table_batched(X, W1, b1, W2, b2, n):
     """All labels in one batch with einsum: (n, N, pixels)."""
     xs = X.unsqueeze(0).repeat(n, 1, 1)
@@ -510,7 +512,7 @@ def _table_batched(X, W1, b1, W2, b2, n):
     ("negative_labels", _neg_rejection), ("negative_labels", _neg_skip),
     ("goodness", lambda h: torch.einsum("ni,ni->n", h, h) / h.shape[1]),
     ("ff_layer_loss", _loss_logsigmoid), ("ff_layer_loss", _loss_bce),
-    ("normalise_input", _norm_functional), ("normalise_input", _norm_inside),
+    ("normalise_input", _norm_functional),
     ("goodness_per_label", _table_batched),
 ])
 def test_correct_answers_written_differently_pass(name, fn):

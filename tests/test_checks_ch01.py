@@ -216,7 +216,7 @@ WRONG = [  # (learner function, expected mistake, words the message must contain
     (bp_dW1_transposed, "transposed", ["dW1", "transposed", "(4, 3)", "(3, 4)"]),
     (bp_per_sample, "per_sample", ["one update per sample", "Average over the batch"]),
     (bp_forgot_half, "loss_without_half", ["twice", "½"]),
-    (bp_forgot_return, "structure", ["return a dict", "dW1", "NoneType"]),
+    (bp_forgot_return, "returned_none", ["returned None", "`return`", "dict with keys dW1"]),
     (bp_list_of_three, "structure", ["return a dict", "list of length 3"]),
     (bp_stub, "not_implemented", ["not implemented yet", "NotImplementedError"]),
     (bp_W2_transposed, "raised", ["RuntimeError", "e2 @ W2.T", "Shapes", "batch 5"]),
@@ -280,7 +280,7 @@ ODD = [  # (learner function, expected mistake)
     (lambda X, T, W1, b1, W2, b2: (p for p in (W1, b1, W2, b2)), "structure"),
     (lambda X, T, W1, b1, W2, b2: torch.zeros(3), "structure"),
     (lambda X, T, W1, b1, W2, b2: 42, "structure"),
-    (lambda X, T, W1, b1, W2, b2: None, "structure"),
+    (lambda X, T, W1, b1, W2, b2: None, "returned_none"),
     (lambda: None, "raised"),  # wrong signature
     (_raises_value_error, "raised"),
     (_raises_key_error, "raised"),

@@ -194,7 +194,7 @@ def test_what_the_function_prints_is_shown_shortened(capsys):
     result = checks1.check_backprop_two_layer(_printing)
     out = capsys.readouterr().out
     assert out.startswith("Your function printed:\ndebug 0\n") and "more lines)" in out
-    assert out.endswith(result.message + "\n") and result.mistake == "structure"
+    assert out.endswith(result.message + "\n") and result.mistake == "returned_none"
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
@@ -774,7 +774,7 @@ CATALOGUE = [  # (exercise, wrong learner function, the diagnosis it gets)
     ("weight_perturbation_update", cat_wp_sigma_twice, "noise_scaled_by_sigma"),
     ("weight_perturbation_update", cat_wp_no_half, "loss_without_half"),
     ("weight_perturbation_update", cat_wp_swapped_noise, "other_layer_noise"),
-    ("weight_perturbation_update", cat_wp_fresh_noise, "values"),
+    ("weight_perturbation_update", cat_wp_fresh_noise, "draws_noise"),
     ("node_perturbation_update", cat_np_sign, "loss_difference_sign"),
     ("node_perturbation_update", cat_np_no_sigma, "no_sigma_squared"),
     ("node_perturbation_update", cat_np_by_sigma, "divided_by_sigma"),

@@ -2,8 +2,8 @@
 import torch
 
 from ..chapters import ch01
-from .core import (GRAD_NAMES, Case, CheckResult, Mistake, Wrong, call_learner, normalise_grads,
-                   random_two_layer, run_check, run_safely, sizes_label)
+from .core import (GRAD_NAMES, Case, CheckResult, Mistake, Wrong, batch_twice, call_learner, normalise_grads,
+                   random_two_layer, returned_none, run_check, run_safely, sizes_label)
 
 
 def two_layer_cases():
@@ -29,7 +29,7 @@ def autograd_two_layer(X, T, W1, b1, W2, b2) -> dict:
 
 
 def grads_with(X, T, W1, b1, W2, b2, error=lambda h2, T: h2 - T, out_slope=True,
-               slope=lambda a, h: h * (1 - h), hidden_slope=True, feedback=None):
+               slope=lambda a, h: h * (1 - h), hidden_slope=True, feedback=None, output_presynaptic=False):
     """Backprop for the chapter's network with one ingredient swapped: builds the wrong answers."""
     a1 = X @ W1.T + b1
     h1 = torch.sigmoid(a1)
@@ -38,7 +38,8 @@ def grads_with(X, T, W1, b1, W2, b2, error=lambda h2, T: h2 - T, out_slope=True,
     e2 = error(h2, T) * (slope(a2, h2) if out_slope else 1)
     e1 = (e2 @ (W2 if feedback is None else feedback(W2))) * (slope(a1, h1) if hidden_slope else 1)
     n = len(X)
-    return {"dW1": e1.T @ X / n, "db1": e1.mean(0), "dW2": e2.T @ h1 / n, "db2": e2.mean(0)}
+    return {"dW1": e1.T @ X / n, "db1": e1.mean(0), "dW2": e2.T @ (h2 if output_presynaptic else h1) / n,
+            "db2": e2.mean(0)}
 
 
 BACKPROP_MISTAKES = [
@@ -62,13 +63,21 @@ BACKPROP_MISTAKES = [
     Mistake("mean_over_outputs", lambda **c: grads_with(**c, error=lambda h2, T: (h2 - T) / T.shape[1]),
             "your loss averages over the outputs; the chapter's loss sums over them and averages over the "
             "batch only, L = mean_n ½‖h2 - T‖², so the output error is h2 - T without dividing by n_out."),
+    Mistake("mse_loss", lambda **c: grads_with(**c, error=lambda h2, T: 2 * (h2 - T) / T.shape[1]),
+            "you differentiated F.mse_loss, which averages over the outputs too and has no ½; the chapter's "
+            "loss is L = mean_n ½‖h2 - T‖² = 0.5 * ((h2 - T) ** 2).sum(dim=1).mean(), whose output error is "
+            "h2 - T."),
+    Mistake("wrong_presynaptic", lambda **c: grads_with(**c, output_presynaptic=True),
+            "dW2 pairs the output error with the output activity h2; a weight's update pairs the error of "
+            "its postsynaptic unit with the activity of its presynaptic one: dW2 = e2ᵀ h1 / N."),
 ]
+BACKPROP_FACTORS = [batch_twice()]
 
 
 def check_backprop_two_layer(fn, verbose=True) -> CheckResult:
     """Chapter 1 exercise "Backprop by hand": compares with torch autograd on four cases."""
     return run_check("backprop_two_layer", fn, two_layer_cases(), autograd_two_layer, BACKPROP_MISTAKES,
-                     normalise=normalise_grads, verbose=verbose,
+                     normalise=normalise_grads, factors=BACKPROP_FACTORS, verbose=verbose,
                      shape_hint="Shapes: X (batch, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden); "
                                 "write the shape next to each line to see which matrix needs a transpose.")
 
@@ -79,6 +88,8 @@ def check_local_factors(fn, verbose=True) -> CheckResult:
 
     def body():
         answer = call_learner(exercise, fn, Case({}, label=""))
+        if answer is None:
+            raise returned_none("the dict {factor: True or False}")
         if not isinstance(answer, dict):
             raise Wrong(f"return a dict {{factor: True or False}}, got {type(answer).__name__}.", "structure")
         missing = [f for f in ch01.FACTORS if f not in answer]

@@ -8,8 +8,8 @@ another layer's noise gives an answer of the right shape, which the check can th
 import torch
 
 from ..chapters import ch02
-from .core import (Case, CheckResult, Mistake, Wrong, call_learner, compare, named_outputs, normalise_grads,
-                   random_two_layer, run_check, run_safely, sizes_label)
+from .core import (Case, CheckResult, Factor, Mistake, Wrong, batch_twice, call_learner, compare, named_outputs,
+                   normalise_grads, random_two_layer, run_check, run_safely, sizes_label)
 
 MOMENT_NAMES = ("second_moment", "variance")
 SIMULATED = 20_000  # noise samples the variance check simulates to test the formula
@@ -38,21 +38,28 @@ def two_layer_cases(kind: str):
 # ---------------------------------------------------------------- weight perturbation
 
 def wp_with(X, T, W1, b1, W2, b2, xi_W1, xi_b1, xi_W2, xi_b2, sigma, sign=1, power=2, reduce="mean",
-            correlate_with=None, transpose=True, half=0.5, over_outputs="sum", clean=1, bias_noise=1, noise_scale=1):
-    """Weight perturbation with one ingredient changed: builds the typical wrong answers."""
+            correlate_with=None, transpose=True, half=0.5, over_outputs="sum", clean=1, bias_noise=1, noise_scale=1,
+            together=True):
+    """Weight perturbation with one ingredient changed: builds the typical wrong answers
+    (``together=False``: each parameter perturbed on its own, one loss difference each)."""
     def loss(W1, b1, W2, b2):
         W1, W2 = (W1.T, W2.T) if transpose else (W1, W2)
         h2 = torch.sigmoid(torch.sigmoid(X @ W1 + b1) @ W2 + b2)
         squares = (h2 - T) ** 2
         per_sample = half * (squares.sum(dim=1) if over_outputs == "sum" else squares.mean(dim=1))
         return per_sample.mean() if reduce == "mean" else per_sample.sum()
-    noisy = loss(W1 + noise_scale * xi_W1, b1 + bias_noise * noise_scale * xi_b1,
-                 W2 + noise_scale * xi_W2, b2 + bias_noise * noise_scale * xi_b2)
-    delta = sign * (noisy - clean * loss(W1, b1, W2, b2))
+    params = [W1, b1, W2, b2]
+    noisy = [W1 + noise_scale * xi_W1, b1 + bias_noise * noise_scale * xi_b1,
+             W2 + noise_scale * xi_W2, b2 + bias_noise * noise_scale * xi_b2]
+    clean_loss = clean * loss(*params)
+    if together:
+        deltas = [sign * (loss(*noisy) - clean_loss)] * 4
+    else:
+        deltas = [sign * (loss(*params[:i], noisy[i], *params[i + 1:]) - clean_loss) for i in range(4)]
     xi = dict(dW1=xi_W1, db1=xi_b1, dW2=xi_W2, db2=xi_b2)
     if correlate_with is not None:
         xi = {k: xi[v] for k, v in correlate_with.items()}
-    return {k: delta * v / sigma ** power for k, v in xi.items()}
+    return {k: delta * v / sigma ** power for delta, (k, v) in zip(deltas, xi.items())}
 
 
 OTHER_LAYER_HINT = ("each layer's update must be correlated with that layer's own noise: dW1 with xi_W1, "
@@ -89,18 +96,28 @@ WP_MISTAKES = [
     Mistake("noise_scaled_by_sigma", lambda **c: wp_with(**c, noise_scale=c["sigma"]),
             "the noise is already scaled (its standard deviation is σ): perturb by xi_W1 itself, not by "
             "sigma * xi_W1."),
+    Mistake("mse_loss", lambda **c: wp_with(**c, half=1, over_outputs="mean"),
+            "F.mse_loss averages over the outputs too and has no ½; the chapter's loss is "
+            "L = mean_n ½‖h2 - T‖² = 0.5 * ((h2 - T) ** 2).sum(dim=1).mean(), the loss the other rules use."),
+    Mistake("one_parameter_at_a_time", lambda **c: wp_with(**c, together=False),
+            "you perturbed one parameter at a time; weight perturbation perturbs all of them at once: one "
+            "perturbed loss L(W1 + xi_W1, b1 + xi_b1, W2 + xi_W2, b2 + xi_b2), and its one loss difference "
+            "multiplies every ξ."),
 ] + [Mistake("other_layer_noise", lambda mapping=m, **c: wp_with(**c, correlate_with=mapping), OTHER_LAYER_HINT)
      for m in (SWAPPED, ALL_FIRST, ALL_SECOND)]
 
 
-WP_FACTOR_HINT = ("your update is a multiple of the right one, and the loss difference L(θ + ξ) - L(θ) is "
-                  "the usual culprit: check the forward pass, the loss, and which parameters you perturbed.")
+# σ to a wrong power (no σ² at all, or just σ, are named mistakes above)
+SIGMA_FACTORS = [Factor("sigma_power", lambda case, p=p: case.inputs["sigma"] ** p,
+                        "the estimate divides by σ² exactly once: multiply the loss difference by ξ, then divide "
+                        "by sigma ** 2 (not by sigma ** 4, not times sigma ** 2).")
+                 for p in (4, 3, -1, -3, -4)]
 
 
 def check_weight_perturbation_update(fn, verbose=True) -> CheckResult:
     """Chapter 2 exercise "Weight perturbation": compares with the reference on four cases."""
     return run_check("weight_perturbation_update", fn, two_layer_cases("weight"), ch02.weight_perturbation_update,
-                     WP_MISTAKES, normalise=normalise_grads, verbose=verbose, factor_hint=WP_FACTOR_HINT,
+                     WP_MISTAKES, normalise=normalise_grads, verbose=verbose, factors=SIGMA_FACTORS,
                      shape_hint="Each update has the shape of its parameter: dW1 like W1 and xi_W1, "
                                 "db1 like b1 and xi_b1, and so on.")
 
@@ -108,24 +125,29 @@ def check_weight_perturbation_update(fn, verbose=True) -> CheckResult:
 # ---------------------------------------------------------------- node perturbation
 
 def np_with(X, T, W1, b1, W2, b2, xi1, xi2, sigma, sign=1, power=2, reduce="mean", after=False,
-            batch_delta=False, noisy_pre=False, swap=None, transpose=True):
-    """Node perturbation with one ingredient changed: builds the typical wrong answers."""
+            batch_delta=False, noisy_pre=False, swap=None, transpose=True, half=0.5, over_outputs="sum", clean=1,
+            propagate=True, times_slope=False):
+    """Node perturbation with one ingredient changed: builds the typical wrong answers
+    (``propagate=False``: the output layer's noisy pass gets the clean h1)."""
     V1, V2 = (W1.T, W2.T) if transpose else (W1, W2)
 
-    def run(n1, n2):
+    def run(n1, n2, h1_clean=None):
         a1 = X @ V1 + b1
         h1 = torch.sigmoid(a1) + n1 if after else torch.sigmoid(a1 + n1)
-        a2 = h1 @ V2 + b2
+        a2 = (h1 if h1_clean is None else h1_clean) @ V2 + b2
         h2 = torch.sigmoid(a2) + n2 if after else torch.sigmoid(a2 + n2)
-        return h1, 0.5 * ((h2 - T) ** 2).sum(dim=1)
-    h1, clean = run(0, 0)
-    h1_noisy, noisy = run(xi1, xi2)
-    delta = sign * (noisy - clean)                                  # (N,)
+        squares = (h2 - T) ** 2
+        return h1, h2, half * (squares.sum(dim=1) if over_outputs == "sum" else squares.mean(dim=1))
+    h1, h2, clean_loss = run(0, 0)
+    h1_noisy, _, noisy = run(xi1, xi2, None if propagate else h1)
+    delta = sign * (noisy - clean * clean_loss)                     # (N,)
     if batch_delta:
         delta = delta.mean().expand_as(delta)
     noise = {"1": xi1, "2": xi2}
     first, second = (noise[k] for k in (swap or "12"))
     e1, e2 = delta[:, None] * first / sigma ** power, delta[:, None] * second / sigma ** power
+    if times_slope:
+        e1, e2 = e1 * h1 * (1 - h1), e2 * h2 * (1 - h2)
     n = len(X) if reduce == "mean" else 1
     pre = h1_noisy if noisy_pre else h1
     return {"dW1": e1.T @ X / n, "db1": e1.sum(0) / n, "dW2": e2.T @ pre / n, "db2": e2.sum(0) / n}
@@ -157,6 +179,20 @@ NP_MISTAKES = [
     Mistake("weights_not_transposed", lambda **c: np_with(**c, transpose=False),
             "the forward pass multiplies by W instead of Wᵀ: a1 = X W1ᵀ + b1, i.e. X @ W1.T, because W1 has "
             "shape (n_hidden, n_in) (your version only runs because this test case is square)."),
+    Mistake("loss_without_half", lambda **c: np_with(**c, half=1),
+            "the per-sample loss is missing its ½: L_n = ½‖h2_n - T_n‖², 0.5 * ((h2 - T) ** 2).sum(dim=1)."),
+    Mistake("mean_over_outputs", lambda **c: np_with(**c, over_outputs="mean"),
+            "your per-sample loss averages over the outputs; the chapter's loss sums over them: "
+            "L_n = ½‖h2_n - T_n‖² = 0.5 * ((h2 - T) ** 2).sum(dim=1)."),
+    Mistake("clean_loss_not_subtracted", lambda **c: np_with(**c, clean=0),
+            "the update uses the noisy loss alone; it needs each sample's loss difference "
+            "δL = L_noisy - L_clean: only the change the noise caused says which way is downhill."),
+    Mistake("hidden_noise_not_propagated", lambda **c: np_with(**c, propagate=False),
+            "the noisy output was computed from the clean hidden activity, so xi1 never reaches the loss: "
+            "compute h1_noisy = σ(X W1ᵀ + b1 + xi1) and feed it into h2_noisy = σ(h1_noisy W2ᵀ + b2 + xi2)."),
+    Mistake("times_slope", lambda **c: np_with(**c, times_slope=True),
+            "you multiplied the error by the sigmoid's slope, as backprop does; here δL ξ / σ² is already the "
+            "error of the pre-activation (the noise was added there), slope included: leave out h ⊙ (1 - h)."),
 ] + [Mistake("other_layer_noise", lambda s=s, **c: np_with(**c, swap=s), NP_OTHER_LAYER_HINT)
      for s in ("21", "11", "22")]
 
@@ -165,6 +201,7 @@ def check_node_perturbation_update(fn, verbose=True) -> CheckResult:
     """Chapter 2 exercise "Node perturbation": compares with the reference on four cases."""
     return run_check("node_perturbation_update", fn, two_layer_cases("node"), ch02.node_perturbation_update,
                      NP_MISTAKES, normalise=normalise_grads, verbose=verbose,
+                     factors=SIGMA_FACTORS + [batch_twice("the batch mean of the outer products")],
                      shape_hint="Shapes: xi1 (N, n_hidden) like the hidden pre-activations, xi2 (N, n_out); "
                                 "the loss difference δL is (N,): use δL[:, None] * xi1 for the errors.")
 
@@ -191,13 +228,21 @@ def linear_cases(with_noise=True):
 normalise_moments = named_outputs(*MOMENT_NAMES)
 
 
-def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, ddof=0, reduce="mean", clean=1):
-    changes = -lr ** lr_power * (0.5 * (((W + xi) @ x - t) ** 2).sum(1) - clean * 0.5 * ((W @ x - t) ** 2).sum()
-                                 )[:, None, None] * xi / sigma ** power
-    K = len(xi)
-    second = (changes ** 2).sum(0) / (K if reduce == "mean" else 1)
-    mean = changes.mean(0)
-    variance = ((changes - mean) ** 2).sum(0) / (max(K - ddof, 1) if reduce == "mean" else 1)
+def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, ddof=0, reduce="mean", clean=1, half=0.5,
+                   per_sample=True, lr_on_moments=False, dim=0, std=False):
+    """The moments of weight perturbation's changes with one ingredient changed: builds the wrong answers."""
+    squares = ((W + xi) @ x - t) ** 2                                  # (K, M)
+    noisy = half * (squares.sum(1) if per_sample else squares.sum())
+    delta = noisy - clean * half * ((W @ x - t) ** 2).sum()
+    changes = -lr ** lr_power * (delta[:, None, None] if per_sample else delta) * xi / sigma ** power
+    K = changes.shape[dim]
+    second = (changes ** 2).sum(dim) / (K if reduce == "mean" else 1)
+    mean = changes.mean(dim, keepdim=True)
+    variance = ((changes - mean) ** 2).sum(dim) / (max(K - ddof, 1) if reduce == "mean" else 1)
+    if std:
+        variance = variance.sqrt()
+    if lr_on_moments:
+        second, variance = lr * second, lr * variance
     return {"second_moment": second, "variance": variance}
 
 
@@ -219,22 +264,40 @@ EMPIRICAL_MISTAKES = [
     Mistake("swapped", lambda **c: dict(zip(MOMENT_NAMES[::-1], empirical_with(**c).values())),
             "second_moment and variance are swapped: the second moment is mean_k ΔW_k², the variance "
             "mean_k (ΔW_k - mean ΔW)²."),
+    Mistake("lr_on_moments", lambda **c: empirical_with(**c, lr_power=0, lr_on_moments=True),
+            "you multiplied the moments by lr; the learning rate multiplies each weight change, "
+            "ΔW_k = -lr (L(W + ξ_k) - L(W)) ξ_k / σ², so the moments, made of squares, carry lr²: "
+            "multiply the changes by lr before squaring."),
+    Mistake("loss_without_half", lambda **c: empirical_with(**c, half=1),
+            "the loss is missing its ½: L(W) = ½‖W x - t‖², 0.5 * ((W @ x - t) ** 2).sum()."),
+    Mistake("loss_summed_over_samples", lambda **c: empirical_with(**c, per_sample=False),
+            "the perturbed loss must be one number per noise sample, shape (K,): sum the squares over the "
+            "outputs only, 0.5 * (((W + xi) @ x - t) ** 2).sum(dim=1), then use delta[:, None, None] * xi."),
+    Mistake("wrong_axis", lambda **c: empirical_with(**c, dim=1),
+            "the moments were taken over the wrong axis: average over the K noise samples, dimension 0 of "
+            "the (K, M, N) weight changes, so each has W's shape (M, N)."),
+    Mistake("std_not_variance", lambda **c: empirical_with(**c, std=True),
+            "you returned the standard deviation; the variance is its square: changes.var(dim=0, "
+            "unbiased=False), the mean of the squared deviations."),
 ]
 
 
 def check_wp_empirical_moments(fn, verbose=True) -> CheckResult:
     """Chapter 2 exercise "Variance of weight perturbation" (simulation): compares with the reference."""
     return run_check("wp_empirical_moments", fn, linear_cases(), ch02.wp_empirical_moments, EMPIRICAL_MISTAKES,
-                     normalise=normalise_moments, verbose=verbose,
-                     shape_hint="Shapes: W (M, N), x (N,), t (M,), xi (K, M, N); (W + xi) @ x is (K, M).")
+                     normalise=normalise_moments, verbose=verbose, factors=SIGMA_FACTORS,
+                     shape_hint="Shapes: W (M, N), x (N,), t (M,), xi (K, M, N); (W + xi) @ x is (K, M), the loss "
+                                "differences (K,): use delta[:, None, None] * xi for the (K, M, N) weight changes.")
 
 
-def predicted_with(W, x, t, lr, own=3, include_own=False, lr_power=2, subtract_mean=True):
+def predicted_with(W, x, t, lr, own=3, include_own=False, lr_power=2, subtract_mean=True,
+                   total=lambda g: (g ** 2).sum(), variance_lr=True):
     g = torch.outer(W @ x - t, x)
-    total = (g ** 2).sum()
+    total = total(g)
     others = total if include_own else total - g ** 2
     second = lr ** lr_power * (own * g ** 2 + others)
-    return {"second_moment": second, "variance": second - (lr ** lr_power * g ** 2 if subtract_mean else 0)}
+    variance = second - (lr ** lr_power * g ** 2 if subtract_mean else 0)
+    return {"second_moment": second, "variance": variance if variance_lr else variance / lr ** lr_power}
 
 
 PREDICTED_MISTAKES = [
@@ -251,6 +314,15 @@ PREDICTED_MISTAKES = [
     Mistake("variance_is_second_moment", lambda **c: predicted_with(**c, subtract_mean=False),
             "the variance is the second moment minus the squared mean: Var = E[ΔW²] - (E ΔW)², and "
             "E ΔW_ij = -η g_ij, so subtract η² g_ij²."),
+    Mistake("square_of_sum", lambda **c: predicted_with(**c, total=lambda g: g.sum() ** 2),
+            "Σ_kl g_kl² is the sum of the squares, (g ** 2).sum(), not the square of the sum, g.sum() ** 2."),
+    Mistake("sum_over_one_axis", lambda **c: predicted_with(**c, total=lambda g: (g ** 2).sum(1, keepdim=True)),
+            "the sum Σ_kl g_kl² runs over every weight, both axes: (g ** 2).sum() with no dim."),
+    Mistake("sum_over_one_axis", lambda **c: predicted_with(**c, total=lambda g: (g ** 2).sum(0)),
+            "the sum Σ_kl g_kl² runs over every weight, both axes: (g ** 2).sum() with no dim."),
+    Mistake("variance_without_lr", lambda **c: predicted_with(**c, variance_lr=False),
+            "the variance is missing the factor η²: Var[ΔW_ij] = η² g_ij² + η² Σ_kl g_kl², with lr ** 2 like "
+            "the second moment."),
 ]
 
 
@@ -262,7 +334,8 @@ def check_wp_predicted_moments(fn, verbose=True) -> CheckResult:
 
     def body():
         compare(exercise, fn, cases, ch02.wp_predicted_moments, PREDICTED_MISTAKES, normalise=normalise_moments,
-                shape_hint="Shapes: W (M, N), x (N,), t (M,); the gradient g = (W x - t) xᵀ is (M, N).")
+                shape_hint="Shapes: W (M, N), x (N,), t (M,); the gradient g = (W x - t) xᵀ is (M, N), the outer "
+                           "product torch.outer(W @ x - t, x).")
         return (f"correct on all {len(cases)} test cases, and within {simulated_deviation(fn):.1f} standard "
                 f"errors of {SIMULATED:,} simulated weight changes.")
     return run_safely(exercise, body, verbose)

@@ -2,7 +2,7 @@
 import torch
 
 from ..chapters import ch03
-from .core import Case, CheckResult, Mistake, normalise_grads, random_two_layer, run_check, sizes_label
+from .core import Case, CheckResult, Mistake, batch_twice, normalise_grads, random_two_layer, run_check, sizes_label
 
 
 def fa_cases():
@@ -20,7 +20,7 @@ def fa_cases():
 
 def fa_with(X, T, W1, b1, W2, b2, B, error=lambda a2, T: torch.softmax(a2, dim=1) - T,
             feedback=lambda W2, B: B.T,
-            slope=lambda a1, a2, X: (a1 > 0)):
+            slope=lambda a1, a2, X: (a1 > 0), presynaptic=lambda X, a1, h1: (X, h1)):
     """FA for the chapter's network with one ingredient swapped: builds the wrong answers."""
     a1 = X @ W1.T + b1
     h1 = torch.relu(a1)
@@ -28,7 +28,8 @@ def fa_with(X, T, W1, b1, W2, b2, B, error=lambda a2, T: torch.softmax(a2, dim=1
     e2 = error(a2, T)                                          # (N, n_out)
     e1 = (e2 @ feedback(W2, B)) * slope(a1, a2, X).to(X.dtype)  # (N, n_hidden)
     n = len(X)
-    return {"dW1": e1.T @ X / n, "db1": e1.mean(0), "dW2": e2.T @ h1 / n, "db2": e2.mean(0)}
+    x_pre, h_pre = presynaptic(X, a1, h1)
+    return {"dW1": e1.T @ x_pre / n, "db1": e1.mean(0), "dW2": e2.T @ h_pre / n, "db2": e2.mean(0)}
 
 
 FA_MISTAKES = [
@@ -54,13 +55,26 @@ FA_MISTAKES = [
             "the hidden error is missing the ReLU slope: e1 = (e2 Bᵀ) ⊙ (a1 > 0). dW2 and db2 are right."),
     Mistake("relu_slope_above_one", lambda **c: fa_with(**c, slope=lambda a1, a2, X: a1 > 1),
             "the ReLU's slope is 1 wherever a1 > 0 (not a1 > 1) and 0 elsewhere."),
+    Mistake("sigmoid_slope", lambda **c: fa_with(**c, slope=lambda a1, a2, X: torch.relu(a1) * (1 - torch.relu(a1))),
+            "you used the sigmoid's slope h1 ⊙ (1 - h1); the hidden units here are ReLUs, whose slope is "
+            "(a1 > 0): 1 where a1 > 0, 0 elsewhere."),
+    Mistake("slope_is_activity", lambda **c: fa_with(**c, slope=lambda a1, a2, X: torch.relu(a1)),
+            "you multiplied by the activity h1 = relu(a1); the ReLU's slope is (a1 > 0), 1 where a1 > 0 and "
+            "0 elsewhere, e.g. (a1 > 0).float()."),
+    Mistake("preactivation_presynaptic", lambda **c: fa_with(**c, presynaptic=lambda X, a1, h1: (X, a1)),
+            "dW2 pairs e2 with the hidden pre-activation a1; the presynaptic activity is what the hidden units "
+            "send, h1 = relu(a1): dW2 = e2ᵀ h1 / N."),
+    Mistake("wrong_presynaptic", lambda **c: fa_with(**c, presynaptic=lambda X, a1, h1: (h1, h1)),
+            "dW1 pairs e1 with the hidden activity; its presynaptic activity is the layer's input: "
+            "dW1 = e1ᵀ X / N (and dW2 = e2ᵀ h1 / N)."),
 ]
+FA_FACTORS = [batch_twice()]
 
 
 def check_feedback_alignment_updates(fn, verbose=True) -> CheckResult:
     """Chapter 3 exercise "Feedback alignment for a two-layer network": compares with the library's
     FeedbackAlignment rule on four cases (a square one, odd sizes, batch 1, float64)."""
     return run_check("feedback_alignment_updates", fn, fa_cases(), ch03.feedback_alignment_updates,
-                     FA_MISTAKES, normalise=normalise_grads, verbose=verbose,
+                     FA_MISTAKES, normalise=normalise_grads, factors=FA_FACTORS, verbose=verbose,
                      shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
                                 "B (n_hidden, n_out) like W2ᵀ; write the shape next to each line.")

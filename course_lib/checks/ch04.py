@@ -24,24 +24,27 @@ def kp_cases():
 
 def kp_with(X, T, W1, b1, W2, b2, B, lr, lr_B, decay, feedback="B", B_update=lambda dW2: dW2.T,
             decay_W1=1, decay_W2=1, decay_B=1, decay_b=0, lr_of_B=None, decay_outside_lr=False,
-            new_B_for_W1=False):
-    """One KP step with one ingredient swapped: builds the wrong answers."""
-    n = len(X)
+            new_B_for_W1=False, direction=-1, lr_of_W=None, n=None, updates=False):
+    """One KP step with one ingredient swapped: builds the wrong answers (``direction=+1``: a step
+    uphill; ``n``: what the outer products are divided by; ``updates``: the updates returned)."""
+    n = len(X) if n is None else n
     a1 = X @ W1.T + b1
     h1 = torch.relu(a1)
     e2 = torch.softmax(h1 @ W2.T + b2, dim=1) - T                              # (N, n_out)
-    dW2, db2 = e2.T @ h1 / n, e2.mean(0)
-    lr_B = lr_B if lr_of_B is None else lr_of_B(lr, lr_B)
+    dW2, db2 = e2.T @ h1 / n, e2.sum(0) / n
+    lr_B, lr = (lr_B if lr_of_B is None else lr_of_B(lr, lr_B)), (lr if lr_of_W is None else lr_of_W(lr, lr_B))
 
     def step(p, u, rate, sign):                                                # p - rate (u + sign λ p)
         if decay_outside_lr:
-            return p - rate * u - sign * decay * p
-        return p - rate * (u + sign * decay * p)
+            return p + direction * (rate * u + sign * decay * p)
+        return p + direction * rate * (u + sign * decay * p)
 
     B_new = step(B, B_update(dW2), lr_B, decay_B)
     back = {"B": B, "W2": W2.T, "new B": B_new}[feedback]
     e1 = (e2 @ back.T) * (a1 > 0).to(X.dtype)                                  # (N, n_hidden)
-    dW1, db1 = e1.T @ X / n, e1.mean(0)
+    dW1, db1 = e1.T @ X / n, e1.sum(0) / n
+    if updates:
+        return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "B": B_update(dW2)}
     return {"W1": step(W1, dW1, lr, decay_W1), "b1": step(b1, db1, lr, decay_b),
             "W2": step(W2, dW2, lr, decay_W2), "b2": step(b2, db2, lr, decay_b), "B": B_new}
 
@@ -89,6 +92,19 @@ KP_MISTAKES = [
     Mistake("new_B_used", lambda **c: kp_with(**c, feedback="new B"),
             "ΔW1 was computed with the already updated B. Compute every update from the weights "
             "before the step (the old B), then apply them."),
+    Mistake("returned_updates", lambda **c: kp_with(**c, updates=True),
+            "you returned the updates ΔW1, Δb1, …; return the parameters after the step, "
+            "W1 - lr (ΔW1 + λ W1) and so on (new tensors, the inputs unchanged)."),
+    Mistake("step_sign", lambda **c: kp_with(**c, direction=+1),
+            "the step goes uphill: subtract the update, W ← W - lr (ΔW + λ W), and the same for the "
+            "biases and B."),
+    Mistake("learning_rates_swapped", lambda **c: kp_with(**c, lr_of_W=lambda lr, lr_B: lr_B,
+                                                           lr_of_B=lambda lr, lr_B: lr),
+            "the learning rates are swapped: the forward weights and biases step with lr, the feedback "
+            "matrix with lr_B."),
+    Mistake("summed_over_batch", lambda **c: kp_with(**c, n=1),
+            "the updates are summed over the batch; divide the outer products by the batch size N (and "
+            "average the bias updates) to get batch means."),
 ]
 
 

@@ -2,7 +2,7 @@
 import torch
 
 from ..chapters import ch05
-from .core import Case, CheckResult, Mistake, normalise_grads, random_two_layer, run_check, sizes_label
+from .core import Case, CheckResult, Mistake, batch_twice, normalise_grads, random_two_layer, run_check, sizes_label
 
 
 def pepita_cases():
@@ -19,40 +19,64 @@ def pepita_cases():
     return cases
 
 
-def pepita_with(X, T, W1, b1, W2, b2, F, modulation=lambda X, e, F: X - e @ F.T,
-                error=lambda a2, T: torch.softmax(a2, dim=1) - T, hidden_change=lambda h1, h1m: h1 - h1m,
-                presynaptic="modulated", top="modulated error"):
-    """PEPITA for the chapter's network with one ingredient swapped: builds the wrong answers."""
+def softmax_error(a2, T):
+    return torch.softmax(a2, dim=1) - T
+
+
+def sign_flipped(a2, T):
+    return T - torch.softmax(a2, dim=1)
+
+
+def logits_error(a2, T):
+    return a2 - T
+
+
+def pepita_with(X, T, W1, b1, W2, b2, F, modulation=lambda X, e, F: X - e @ F.T, error=softmax_error,
+                top_error=None, hidden_change=lambda h1, h1m: h1 - h1m, input_pre="modulated",
+                hidden_pre="modulated", top="modulated error", modulated_relu=True):
+    """PEPITA for the chapter's network with one ingredient swapped: builds the wrong answers.
+    ``error`` computes the error that modulates the input, ``top_error`` (default: the same) the
+    modulated pass's error; ``input_pre`` and ``hidden_pre`` say which pass's presynaptic activity
+    dW1 and dW2 use, so that a slip in one place is told from the same slip in both."""
     n = len(X)
     a1 = X @ W1.T + b1
     h1 = torch.relu(a1)                                           # (N, n_hidden)  clean pass
     a2 = h1 @ W2.T + b2
     e = error(a2, T)                                              # (N, n_out)
     X_mod = modulation(X, e, F)                                   # (N, n_in)
-    h1_mod = torch.relu(X_mod @ W1.T + b1)                        # (N, n_hidden) modulated pass
+    a1_mod = X_mod @ W1.T + b1
+    h1_mod = torch.relu(a1_mod) if modulated_relu else a1_mod     # (N, n_hidden) modulated pass
     a2_mod = h1_mod @ W2.T + b2
     delta = hidden_change(h1, h1_mod)
-    x_pre, h_pre = (X_mod, h1_mod) if presynaptic == "modulated" else (X, h1)
-    e_top = {"modulated error": error(a2_mod, T), "clean error": e,
+    x_pre = X_mod if input_pre == "modulated" else X
+    h_pre = h1_mod if hidden_pre == "modulated" else h1
+    e_top = {"modulated error": (top_error or error)(a2_mod, T), "clean error": e,
              "output difference": torch.softmax(a2, dim=1) - torch.softmax(a2_mod, dim=1)}[top]
     return {"dW1": delta.T @ x_pre / n, "db1": delta.mean(0), "dW2": e_top.T @ h_pre / n, "db2": e_top.mean(0)}
 
 
 PEPITA_MISTAKES = [
     Mistake("modulation_sign", lambda **c: pepita_with(**c, modulation=lambda X, e, F: X + e @ F.T),
-            "the modulated input has the other sign convention, X + e Fᵀ. This chapter uses X - e Fᵀ "
-            "(so that PEPITA does feedback alignment with B = W1 F, see the text); both learn, but "
-            "keep to the chapter's convention here."),
+            "the modulated input has the other sign, X + e Fᵀ (or the error that modulates it was flipped, "
+            "T - softmax(a2)). This chapter uses X - e Fᵀ with e = softmax(a2) - T (so that PEPITA does "
+            "feedback alignment with B = W1 F, see the text); both learn, but keep to the chapter's "
+            "convention here."),
     Mistake("F_transposed", lambda **c: pepita_with(**c, modulation=lambda X, e, F: X - e @ F),
             "F is used the wrong way round. F has shape (n_in, n_out): it maps the error (N, n_out) "
             "onto the input (N, n_in) as e @ F.T."),
     Mistake("hidden_change_sign", lambda **c: pepita_with(**c, hidden_change=lambda h1, h1m: h1m - h1),
             "the hidden update has the opposite sign: it is (h1 - h1_mod)ᵀ X_mod / N, the clean "
             "activity minus the modulated one."),
-    Mistake("clean_presynaptic", lambda **c: pepita_with(**c, presynaptic="clean"),
+    Mistake("clean_presynaptic", lambda **c: pepita_with(**c, input_pre="clean", hidden_pre="clean"),
             "the updates use the clean presynaptic activity (X and h1). PEPITA pairs each change with "
             "the presynaptic activity of the *modulated* pass: dW1 = (h1 - h1_mod)ᵀ X_mod / N and "
             "dW2 = e_modᵀ h1_mod / N."),
+    Mistake("clean_input", lambda **c: pepita_with(**c, input_pre="clean"),
+            "dW1 uses the clean input X. PEPITA pairs the hidden change with the presynaptic activity of "
+            "the *modulated* pass: dW1 = (h1 - h1_mod)ᵀ X_mod / N (dW2, db1 and db2 are right)."),
+    Mistake("clean_hidden", lambda **c: pepita_with(**c, hidden_pre="clean"),
+            "dW2 uses the clean hidden activity h1. PEPITA pairs the output error with the presynaptic "
+            "activity of the *modulated* pass: dW2 = e_modᵀ h1_mod / N (dW1, db1 and db2 are right)."),
     Mistake("clean_error_on_top", lambda **c: pepita_with(**c, top="clean error"),
             "the output layer learns from the clean pass's error. This chapter follows the original "
             "PEPITA: the output layer uses the error of the modulated pass, "
@@ -61,19 +85,32 @@ PEPITA_MISTAKES = [
             "the output layer learns from the change of its activity between the passes, like the "
             "hidden layer. The output layer is the one place where the error is known: it learns "
             "from the modulated pass's error e_mod = softmax(a2_mod) - T."),
-    Mistake("error_sign", lambda **c: pepita_with(**c, error=lambda a2, T: T - torch.softmax(a2, dim=1)),
+    Mistake("error_sign", lambda **c: pepita_with(**c, error=sign_flipped),
             "the output error has the opposite sign: for softmax cross-entropy it is softmax(a2) - T "
             "(prediction minus target), both for the modulation and for the output layer's update."),
-    Mistake("no_softmax", lambda **c: pepita_with(**c, error=lambda a2, T: a2 - T),
+    Mistake("error_sign_top", lambda **c: pepita_with(**c, top_error=sign_flipped),
+            "the modulated pass's error has the opposite sign: e_mod = softmax(a2_mod) - T, prediction "
+            "minus target, like the clean pass's e (dW1 and db1 are right)."),
+    Mistake("no_softmax", lambda **c: pepita_with(**c, error=logits_error),
             "the error is computed from the logits instead of the probabilities: for softmax "
-            "cross-entropy it is softmax(a2) - T."),
+            "cross-entropy it is softmax(a2) - T, both for the modulation and for the output layer."),
+    Mistake("no_softmax_top", lambda **c: pepita_with(**c, top_error=logits_error),
+            "the modulated pass's error uses the logits instead of the probabilities: "
+            "e_mod = softmax(a2_mod) - T, like the clean pass's e (dW1 and db1 are right)."),
+    Mistake("no_softmax_modulation", lambda **c: pepita_with(**c, error=logits_error, top_error=softmax_error),
+            "the error that modulates the input uses the logits instead of the probabilities: "
+            "e = softmax(a2) - T, so X_mod = X - e Fᵀ (the output layer's e_mod is right)."),
+    Mistake("no_relu_modulated", lambda **c: pepita_with(**c, modulated_relu=False),
+            "the modulated pass left out the ReLU; it runs the same network as the clean pass: "
+            "h1_mod = relu(X_mod W1ᵀ + b1)."),
 ]
+PEPITA_FACTORS = [batch_twice()]
 
 
 def check_pepita_updates(fn, verbose=True) -> CheckResult:
     """Chapter 5 exercise "PEPITA for a two-layer network": compares with the library's PEPITA rule
     on four cases (a square one, odd sizes, batch 1, float64)."""
     return run_check("pepita_updates", fn, pepita_cases(), ch05.pepita_updates, PEPITA_MISTAKES,
-                     normalise=normalise_grads, verbose=verbose,
+                     normalise=normalise_grads, factors=PEPITA_FACTORS, verbose=verbose,
                      shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
                                 "F (n_in, n_out); the error e is (N, n_out), so e @ F.T is (N, n_in).")

@@ -26,23 +26,33 @@ def mirror_cases():
 
 
 def mirror_with(xi, W, b, B, decay, centre=True, nonlinear=True, swap=False, decay_sign=-1, per="mean",
-                centre_response_input=True):
-    """The mirror update with one ingredient changed: builds the wrong answers."""
-    centred = xi - xi.mean(0, keepdim=True)
+                centre_response_input=True, centre_dim=0, activation=torch.sigmoid, transpose=True, bias=True,
+                decayed=None):
+    """The mirror update with one ingredient changed: builds the wrong answers (``swap``: rᵀ ξ, then
+    with B or, "B.T", with Bᵀ; ``decayed``: the matrix the decay multiplies, B by default)."""
+    centred = xi - xi.mean(centre_dim, keepdim=True)
     x_out = centred if centre else xi                          # what multiplies r
     x_in = centred if (centre and centre_response_input) else xi  # what drives the layer
-    a = x_in @ W.T + b
-    r = torch.sigmoid(a) if nonlinear else a
+    a = x_in @ (W.T if transpose else W) + (b if bias else 0)
+    r = activation(a) if nonlinear else a
     outer = r.T @ x_out if swap else x_out.T @ r
     if per == "mean":
         outer = outer / len(xi)
-    return outer + decay_sign * decay * (B.T if swap else B)
+    elif per == "K - 1":
+        outer = outer / (len(xi) - 1)
+    decayed = decayed(W, B) if decayed else (B.T if swap == "B.T" else B)
+    return outer + decay_sign * decay * decayed
 
+
+SWAPPED_HINT = ("ξ and r are swapped: rᵀ ξ / K has W's shape (n_out, n_in), but B stands in for Wᵀ, shape "
+                "(n_in, n_out). The feedback synapse B_ij runs from output j back to input i: "
+                "ΔB = ξᵀ r / K - λ B.")
 
 MIRROR_MISTAKES = [
+    Mistake("swapped", lambda **c: mirror_with(**c, swap="B.T"),
+            SWAPPED_HINT),
     Mistake("swapped", lambda **c: mirror_with(**c, swap=True),
-            "ξ and r are swapped: rᵀ ξ / K has W's shape (n_out, n_in), but B stands in for Wᵀ, shape "
-            "(n_in, n_out). The feedback synapse B_ij runs from output j back to input i: ΔB = ξᵀ r / K - λ B."),
+            SWAPPED_HINT),
     Mistake("not_centred", lambda **c: mirror_with(**c, centre=False),
             "the noise was used as drawn; subtract its mean over the batch first, ξ ← ξ - mean(ξ). "
             "Noise with a mean μ adds μ·mean(r)ᵀ to the update, a term that knows nothing of W."),
@@ -58,6 +68,21 @@ MIRROR_MISTAKES = [
             "out, r = sigmoid(ξ Wᵀ + b), not the pre-activation ξ Wᵀ + b."),
     Mistake("summed", lambda **c: mirror_with(**c, per="sum"),
             "the noise term is summed over the K samples instead of averaged: ΔB = ξᵀ r / K - decay · B."),
+    Mistake("divided_by_K_minus_1", lambda **c: mirror_with(**c, per="K - 1"),
+            "you divided by K - 1, as an unbiased covariance does; the rule averages over the K samples: "
+            "ΔB = ξᵀ r / K - decay · B."),
+    Mistake("centred_wrong_axis", lambda **c: mirror_with(**c, centre_dim=1),
+            "the noise was centred over the inputs of each sample; centre each input over the batch of K "
+            "samples instead: xi - xi.mean(dim=0)."),
+    Mistake("decay_on_W", lambda **c: mirror_with(**c, decayed=lambda W, B: W.T),
+            "the decay multiplies Wᵀ; it shrinks the feedback matrix itself: ΔB = ξᵀ r / K - decay · B."),
+    Mistake("W_not_transposed", lambda **c: mirror_with(**c, transpose=False),
+            "the response multiplies by W instead of Wᵀ: r = sigmoid(ξ Wᵀ + b), i.e. xi @ W.T, because W "
+            "has shape (n_out, n_in) (your version only runs because this test case is square)."),
+    Mistake("no_bias", lambda **c: mirror_with(**c, bias=False),
+            "the response is missing the layer's bias: r = sigmoid(ξ Wᵀ + b), with + b."),
+    Mistake("relu_response", lambda **c: mirror_with(**c, activation=torch.relu),
+            "the layer here is a sigmoid layer: r = sigmoid(ξ Wᵀ + b), not relu."),
 ]
 
 

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as nnf
 
 from ..chapters import ch07
-from .core import Case, CheckResult, Mistake, Wrong, call_learner, compare, run_check, run_safely
+from .core import (Case, CheckResult, Factor, Mistake, Wrong, call_learner, compare, returned_none, run_check,
+                   run_safely)
 
 
 def _relu_like(g, batch, n, dtype, silent_row=False):
@@ -25,13 +26,16 @@ def _relu_like(g, batch, n, dtype, silent_row=False):
 def embed_cases():
     g = torch.Generator().manual_seed(71)
     cases = []
-    for batch, n_pixels, n_classes, dtype in [(6, 20, 10, torch.float32), (1, 30, 10, torch.float32),
-                                              (9, 12, 3, torch.float32), (5, 784, 10, torch.float64)]:
+    for batch, n_pixels, n_classes, dtype, last in [(6, 20, 10, torch.float32, True), (1, 30, 10, torch.float32, True),
+                                                    (9, 12, 3, torch.float32, True), (5, 784, 10, torch.float64, True),
+                                                    (7, 25, 10, torch.float32, False)]:
         X = torch.rand(batch, n_pixels, generator=g, dtype=dtype)
-        y = torch.randint(n_classes, (batch,), generator=g)
-        y[0] = n_classes - 1  # the last label occurs
+        y = torch.randint(n_classes - (0 if last else 3), (batch,), generator=g)
+        if last:
+            y[0] = n_classes - 1  # the last label occurs
+        absent = "" if last else f", labels below {int(y.max()) + 1} only"
         cases.append(Case(dict(X=X, y=y, n_classes=n_classes),
-                          f"batch {batch}, {n_pixels} pixels, {n_classes} classes ({str(dtype)[6:]})", batch))
+                          f"batch {batch}, {n_pixels} pixels, {n_classes} classes{absent} ({str(dtype)[6:]})", batch))
     return cases
 
 
@@ -64,6 +68,29 @@ def _embed_replaced(X, y, n_classes):
     return torch.cat([nnf.one_hot(y, n_classes).to(X.dtype), X], dim=1)
 
 
+def _embed_narrow(X, y, n_classes):
+    """F.one_hot(y) without num_classes (as wide as the largest label present, + 1) in front of the
+    image's other pixels."""
+    return torch.cat([nnf.one_hot(y).to(X.dtype), X[:, n_classes:]], dim=1)
+
+
+def _embed_at(X, y, n_classes, shift=0, rows=True):
+    """The 1 written at pixel y + shift of each row, or (``rows=False``) at pixels y of every row."""
+    out = X.clone()
+    out[:, :n_classes] = 0
+    if rows:
+        out[torch.arange(len(X)), y + shift] = 1
+    else:
+        out[:, y] = 1
+    return out
+
+
+ONE_HOT_WIDTH = ("F.one_hot(y) without num_classes is only as wide as the largest label present, plus one; "
+                 "here that label is missing: write F.one_hot(y, num_classes=n_classes).")
+OFF_BY_ONE = ("the 1 is one pixel off: label y goes into pixel y, counting from 0 (label 0 in the first pixel): "
+              "X[torch.arange(N), y] = 1.")
+
+
 EMBED_MISTAKES = [
     Mistake("kept_old_pixels", lambda **c: _embed_one_pixel(**c),
             "only pixel y was set to 1: the other label pixels keep the image's values. Set all "
@@ -80,6 +107,16 @@ EMBED_MISTAKES = [
     Mistake("prepended", lambda **c: _embed_replaced(**c),
             "the one-hot label was put in front of the image, which makes the rows longer; overwrite "
             "the first n_classes pixels instead, so the shape stays (N, pixels)."),
+    Mistake("one_hot_width", lambda **c: _embed_narrow(**c), ONE_HOT_WIDTH,
+            raises=r"one_hot\(\s*\w+(\.\w+\(\))*\s*\)"),
+    Mistake("label_off_by_one", lambda **c: _embed_at(**c, shift=1), OFF_BY_ONE),
+    Mistake("label_off_by_one", lambda **c: _embed_at(**c, shift=-1), OFF_BY_ONE),
+    Mistake("all_rows", lambda **c: _embed_at(**c, rows=False),
+            "X[:, y] = 1 sets the pixels of every label in y in every row; pick one pixel per row by "
+            "indexing rows and columns together: X[torch.arange(N), y] = 1."),
+    Mistake("label_only", lambda X, y, n_classes: nnf.one_hot(y, n_classes).to(X.dtype),
+            "you returned the one-hot label alone; return the whole image with the label written into it: "
+            "X with its first n_classes pixels replaced, shape (N, pixels)."),
 ]
 
 
@@ -114,6 +151,8 @@ def _call_negatives(fn, y, n_classes, seed, label):
     g = torch.Generator().manual_seed(seed)
     case = Case(dict(y=y, n_classes=n_classes, generator=g), label, len(y))
     out = call_learner("negative_labels", fn, case)
+    if out is None:
+        raise returned_none("the tensor of labels")
     if not isinstance(out, torch.Tensor):
         raise Wrong(f"return a tensor of labels, got {type(out).__name__}.", "type")
     if out.shape != y.shape:
@@ -139,6 +178,22 @@ def _follows_global_generator(fn, y, n_classes, label) -> bool:
     return not torch.equal(*outputs)
 
 
+def _true_label_returned(y, neg, n_classes, same, label) -> Wrong:
+    """The diagnosis of negative labels that include the true one: shuffled labels (the same labels,
+    permuted), labels drawn from all n_classes (the true one included), or some other cause."""
+    text = (f"{100 * same:.1f} % of the 'negative' labels equal the true label (on a test case with {label}); a "
+            f"negative label must never be the true one.")
+    if torch.equal(torch.sort(neg.to(y.dtype)).values, torch.sort(y).values):
+        return Wrong(f"{text} Your labels are the true ones shuffled (y[torch.randperm(N)]): shuffling gives about "
+                     f"1 sample in n_classes its own label back. Draw a shift from 1 to n_classes - 1 instead and "
+                     f"return (y + shift) % n_classes.", "shuffled")
+    if abs(same - 1 / n_classes) < 0.03:
+        return Wrong(f"{text} About 1 in n_classes: your draws include the true label (a label from all "
+                     f"n_classes, or a shift of 0). Draw the shift from 1 to n_classes - 1, "
+                     f"torch.randint(1, n_classes, ...), and return (y + shift) % n_classes.", "true_label_drawn")
+    return Wrong(f"{text} Draw a shift from 1 to n_classes - 1 and return (y + shift) % n_classes.", "true_label")
+
+
 def check_negative_labels(fn, verbose=True) -> CheckResult:
     """Exercise 7.2 "Negative labels": with a fixed generator passed in, the labels must be
     reproducible, in range, never the true label, and uniform over the other labels (a χ² test on
@@ -155,11 +210,7 @@ def check_negative_labels(fn, verbose=True) -> CheckResult:
                             "out_of_range")
             same = float((neg == y).double().mean())
             if same > 0:
-                hint = (" This is what shuffling the labels (y[torch.randperm(N)]) does: about 1 sample in "
-                        "n_classes gets its own label back." if abs(same - 1 / n_classes) < 0.03 else "")
-                raise Wrong(f"{100 * same:.1f} % of the 'negative' labels equal the true label (on a test case "
-                            f"with {label}); a negative label must never be the true one.{hint}",
-                            "true_label_drawn" if hint else "true_label")
+                raise _true_label_returned(y, neg, n_classes, same, label)
             again = _call_negatives(fn, y, n_classes, 0, label)
             if not torch.equal(again.to(neg.dtype), neg):
                 raise Wrong("two calls with generators seeded the same gave different labels: draw every random "
@@ -176,6 +227,11 @@ def check_negative_labels(fn, verbose=True) -> CheckResult:
             chi2 = _chi_square(y, neg, n_classes)
             if chi2 > _chi_square_limit(n_classes):
                 counts = torch.bincount(neg[y == 0], minlength=n_classes)[1:].tolist()
+                if 0 in counts:
+                    raise Wrong(f"for true label 0 the labels 1..{n_classes - 1} came {counts} times (on a test case "
+                                f"with {label}): some wrong labels are never drawn. torch.randint's upper bound is "
+                                f"excluded: torch.randint(1, n_classes, ...) draws the shifts 1 to n_classes - 1.",
+                                "randint_upper_bound")
                 raise Wrong(f"the wrong labels are not spread evenly over the other classes (χ² = {chi2:.0f}, far "
                             f"beyond chance, on a test case with {label}; for true label 0 the labels 1..{n_classes - 1} "
                             f"came {counts} times): every wrong label must be equally likely.", "not_uniform")
@@ -200,6 +256,9 @@ def goodness_cases():
 
 
 GOODNESS_MISTAKES = [
+    Mistake("divided_by_batch_size", lambda h: h.pow(2).sum(dim=1) / len(h),
+            "you divided the sum of squares by len(h), the batch size N; divide by the number of units, "
+            "h.shape[1], or take h.pow(2).mean(dim=1)."),
     Mistake("summed_units", lambda h: h.pow(2).sum(dim=1),
             "you summed the squares over the units; this course's goodness is their mean, so one "
             "threshold suits layers of any width: h.pow(2).mean(dim=1)."),
@@ -212,6 +271,9 @@ GOODNESS_MISTAKES = [
             "you took the square root (a length, not a goodness): goodness is the mean of h² itself."),
     Mistake("batch_mean", lambda h: h.pow(2).mean(),
             "one number for the whole batch: goodness is one number per sample, shape (N,)."),
+    Mistake("norm", lambda h: h.norm(dim=1),
+            "h.norm(dim=1) is the length √(Σ h²), not a goodness: goodness is the mean of the squares, "
+            "h.pow(2).mean(dim=1)."),
 ]
 
 
@@ -268,14 +330,32 @@ LOSS_MISTAKES = [
             0.5 * (torch.log(1 + torch.exp(threshold - g_pos)).mean() + torch.log(1 + torch.exp(g_neg - threshold)).mean()),
             "log(1 + exp(x)) overflows to inf when x is large (exp(89) is already inf in float32), as on "
             "this test case with large goodness: use torch.nn.functional.softplus(x), the same function computed safely."),
+    Mistake("negative_term_sign", lambda g_pos, g_neg, threshold:
+            0.5 * (_sp(threshold - g_pos).mean() + _sp(threshold - g_neg).mean()),
+            "the negatives' term has the wrong sign: negatives must be pushed *below* the threshold, "
+            "softplus(G⁻ − θ), i.e. F.softplus(g_neg - threshold) (the positives' term is right)."),
+    Mistake("positive_term_sign", lambda g_pos, g_neg, threshold:
+            0.5 * (_sp(g_pos - threshold).mean() + _sp(g_neg - threshold).mean()),
+            "the positives' term has the wrong sign: positives must be pushed *above* the threshold, "
+            "softplus(θ − G⁺), i.e. F.softplus(threshold - g_pos) (the negatives' term is right)."),
+    Mistake("per_sample_loss", lambda g_pos, g_neg, threshold:
+            0.5 * (_sp(threshold - g_pos) + _sp(g_neg - threshold)),
+            "you returned one loss per sample; the layer's loss is one number, the mean over all 2N samples: "
+            "0.5 * (softplus(θ − G⁺).mean() + softplus(G⁻ − θ).mean())."),
+    Mistake("goodness_averaged_first", lambda g_pos, g_neg, threshold:
+            0.5 * (_sp(threshold - g_pos.mean()) + _sp(g_neg.mean() - threshold)),
+            "you averaged the goodness before the softplus; apply softplus to each sample's goodness, "
+            "then average: softplus(θ − G⁺).mean()."),
+    Mistake("pos_minus_neg", lambda g_pos, g_neg, threshold: _sp(g_neg - g_pos).mean(),
+            "you compared the positives with the negatives directly; Forward-Forward compares each sample's "
+            "goodness with the threshold θ: softplus(θ − G⁺) and softplus(G⁻ − θ)."),
 ]
 
 
 def check_ff_layer_loss(fn, verbose=True) -> CheckResult:
     """Exercise 7.4 "The layer loss": compares with ½ [mean softplus(θ − G⁺) + mean softplus(G⁻ − θ)]
     on four cases, one with goodness large enough to overflow a naive log(1 + exp)."""
-    return run_check("ff_layer_loss", fn, loss_cases(), ch07.ff_layer_loss, LOSS_MISTAKES, verbose=verbose,
-                     factor_hint="the loss is the mean over all 2N samples (positives and negatives together).")
+    return run_check("ff_layer_loss", fn, loss_cases(), ch07.ff_layer_loss, LOSS_MISTAKES, verbose=verbose)
 
 
 # ---------------------------------------------------------------- 7.5 normalisation
@@ -286,7 +366,11 @@ def normalise_cases():
     for batch, n, dtype in [(5, 5, torch.float32), (1, 9, torch.float32), (7, 40, torch.float32),
                             (4, 6, torch.float64)]:
         h = _relu_like(g, batch, n, dtype, silent_row=batch > 1) * (1 + 3 * torch.rand(batch, 1, generator=g, dtype=dtype))
-        label = f"batch {batch}, {n} units{', one silent row (all zeros)' if batch > 1 else ''} ({str(dtype)[6:]})"
+        small = batch == 7  # a row with a small root mean square tells where ε goes
+        if small:
+            h[1] = h[1] / h[1].pow(2).mean().sqrt() * 1e-3
+        label = (f"batch {batch}, {n} units{', one silent row (all zeros)' if batch > 1 else ''}"
+                 f"{', one row with root mean square 0.001' if small else ''} ({str(dtype)[6:]})")
         cases.append(Case(dict(h=h, eps=1e-8), label, batch))
     return cases
 
@@ -309,6 +393,14 @@ NORMALISE_MISTAKES = [
             "you divided by the mean of squares; take its square root, the root mean square."),
     Mistake("mean_abs", lambda h, eps: h / (h.abs().mean(dim=1, keepdim=True) + eps),
             "you divided by the mean absolute activity; divide by the root mean square √(mean h²)."),
+    Mistake("eps_inside_root", lambda h, eps: h / (h.pow(2).mean(dim=1, keepdim=True) + eps).sqrt(),
+            "ε went inside the square root, √(mean h² + ε); add it outside the root, to the root mean "
+            "square: h / (√(mean h²) + ε). The two differ for rows with a small root mean square, as here."),
+    Mistake("std", lambda h, eps: h / (h.std(dim=1, keepdim=True) + eps),
+            "you divided by the standard deviation, which subtracts the mean first; the root mean square "
+            "does not: h / (√(mean h²) + ε)."),
+    Mistake("returned_norm", lambda h, eps: _rms(h) + eps,
+            "you returned the root mean square itself; return h divided by it: h / (rms + ε), shape (N, n)."),
 ]
 
 
@@ -318,8 +410,9 @@ NO_EPS = ("a silent row (all units at 0) became NaN (0/0): add ε to the norm in
 
 def check_normalise_input(fn, verbose=True) -> CheckResult:
     """Exercise 7.5 "Normalise a layer's input": compares with h / (√(mean h²) + ε), row by row, on
-    four cases with a silent row (ε inside the root, or F.normalize times √n, also pass). A NaN
-    that only a silent row explains is named first: the missing ε."""
+    four cases with a silent row and one with a row of small root mean square (F.normalize times √n
+    also passes; ε inside the root does not). A NaN that only a silent row explains is named
+    first: the missing ε."""
     cases = normalise_cases()
 
     def body():
@@ -329,8 +422,7 @@ def check_normalise_input(fn, verbose=True) -> CheckResult:
                 silent = ~case.inputs["h"].any(dim=1)
                 if silent.any() and got[silent].isnan().any() and not got[~silent].isnan().any():
                     raise Wrong(NO_EPS, "no_eps")
-            compare("normalise_input", fn, [case], ch07.normalise_input, NORMALISE_MISTAKES,
-                    factor_hint="divide each row by its root mean square √(mean h²).")
+            compare("normalise_input", fn, [case], ch07.normalise_input, NORMALISE_MISTAKES)
         return f"correct on all {len(cases)} test cases."
     return run_safely("normalise_input", body, verbose)
 
@@ -352,16 +444,23 @@ def predict_cases():
     return cases
 
 
-def _table(X, W1, b1, W2, b2, n_classes, norm1=True, norm2=True, layers=(1, 2), embed=True, measure=None):
-    """The goodness table with one ingredient changed: builds the wrong answers."""
-    norm = ch07.normalise_input
+def _table(X, W1, b1, W2, b2, n_classes, norm1=True, norm2=True, layers=(1, 2), embed=True, measure=None,
+           clear=True, norm=None, relu=torch.relu, measure_normalised=False):
+    """The goodness table with one ingredient changed: builds the wrong answers (``clear=False``:
+    only the label's pixel set; ``measure_normalised``: layer 1's goodness taken after normalising)."""
+    norm = norm or ch07.normalise_input
     measure = measure or ch07.goodness
     cols = []
     for label in range(n_classes):
         x = ch07.embed_label(X, torch.full((len(X),), label), n_classes) if embed else X
-        h1 = torch.relu((norm(x, 1e-8) if norm1 else x) @ W1.T + b1)
-        h2 = torch.relu((norm(h1, 1e-8) if norm2 else h1) @ W2.T + b2)
-        cols.append(sum(measure(h) for layer, h in ((1, h1), (2, h2)) if layer in layers))
+        if embed and not clear:
+            x = X.clone()
+            x[:, label] = 1
+        h1 = relu((norm(x, 1e-8) if norm1 else x) @ W1.T + b1)
+        h1_in = norm(h1, 1e-8) if norm2 else h1
+        h2 = relu(h1_in @ W2.T + b2)
+        cols.append(sum(measure(h) for layer, h in ((1, h1_in if measure_normalised else h1), (2, h2))
+                        if layer in layers))
     return torch.stack(cols, dim=1)
 
 
@@ -383,12 +482,26 @@ PREDICT_MISTAKES = [
             "goodness is the mean of the squared activities over the units, not their sum."),
     Mistake("argmax_returned", lambda **c: _table(**c).argmax(dim=1),
             "return the whole table (N, n_classes) of goodness per label; its argmax is the prediction."),
+    Mistake("label_pixels_not_cleared", lambda **c: _table(**c, clear=False),
+            "only the label's pixel was set to 1; the other label pixels keep the image's values. Set all "
+            "n_classes label pixels to 0 first, then pixel c to 1 (as embed_label does)."),
+    Mistake("unit_length_normalisation", lambda **c: _table(**c, norm=lambda h, eps: h / (h.norm(dim=1, keepdim=True)
+                                                                                          + eps)),
+            "you normalised to length 1; this course divides each layer's input by its root mean square, "
+            "h / (√(mean h²) + ε), as in exercise 7.5."),
+    Mistake("no_relu", lambda **c: _table(**c, relu=lambda a: a),
+            "the layers' ReLU is missing: h1 = relu(x̂ W1ᵀ + b1), h2 = relu(ĥ1 W2ᵀ + b2)."),
+    Mistake("goodness_of_normalised", lambda **c: _table(**c, measure_normalised=True),
+            "layer 1's goodness was measured after normalising h1 (which makes it about 1 for every label): "
+            "measure each layer's goodness on its activity h1 itself, before normalising it for the next layer."),
 ]
+PREDICT_FACTORS = [Factor("layers_averaged", lambda case: 0.5,
+                          "the table is half the right one: add the goodness of the two layers, do not average it.")]
 
 
 def check_goodness_per_label(fn, verbose=True) -> CheckResult:
     """Exercise 7.6 "Predict by goodness": compares the (N, n_classes) goodness table of a two-layer
     network with the reference on four cases."""
     return run_check("goodness_per_label", fn, predict_cases(), ch07.goodness_per_label, PREDICT_MISTAKES,
-                     verbose=verbose, tolerance=1e-4,
+                     factors=PREDICT_FACTORS, verbose=verbose, tolerance=1e-4,
                      shape_hint="Shapes: X (N, pixels), W1 (n_1, pixels), W2 (n_2, n_1); the result is (N, n_classes).")

@@ -4,13 +4,19 @@ A check runs the learner's function on several randomised cases, compares with t
 prints one line, and returns a :class:`CheckResult`. It never raises: an unfinished exercise reads
 "not implemented yet", an exception, a wrong return value or a function that runs too long is
 reported with the case that caused it. When the answer is wrong, the check looks for the typical
-mistake that explains it:
+mistake that explains it, in this order:
 
-* exercise-specific *wrong variants* (``Mistake``): a function computing the answer with that
-  mistake; if the learner's output matches it, the mistake's hint is shown (a variant that cannot
-  run on a case, say a shape mix-up on a non-square case, is skipped);
-* generic symptoms per output: wrong type or shape, NaN, transposed, opposite sign, summed instead
-  of averaged over the batch, a constant factor; the dtype only once the values are explained.
+* the exercise's table of named mistakes (``Mistake``), tried in order: a function computing the
+  answer with that mistake; if the learner's output matches it, the mistake's hint is shown (a
+  variant that cannot run on a case, say a shape mix-up on a non-square case, is skipped). A
+  mistake can also be recognised by the error it makes the learner's code raise (``raises``);
+* generic symptoms per output: returned None, wrong type or shape (transposed, one entry per
+  sample, an extra dimension of size 1), random numbers drawn instead of using the inputs, NaN,
+  transposed, opposite sign, summed instead of averaged over the batch;
+* the exercise's table of constant factors (``Factor``) its constants can produce (½, the batch
+  size, σ…), tried only on an output with enough entries for a common factor to mean something;
+* otherwise a generic line that says which outputs differ, and by how much; the dtype only once
+  the values are explained.
 
 The learner's function is called positionally, in the documented order of its parameters, in a
 daemon thread that gets ``TIME_LIMIT`` seconds per case. What it prints is collected and shown,
@@ -21,6 +27,7 @@ leaves the learner's kernel as it found it, and a line above the check's says wh
 import ctypes
 import io
 import random
+import re
 import threading
 import traceback
 from contextlib import contextmanager, redirect_stdout
@@ -33,7 +40,9 @@ import torch
 
 PASS, FAIL, TODO = "✅", "❌", "✏️"
 TIME_LIMIT = 5.0  # seconds per call of the learner's function; set course_lib.checks.core.TIME_LIMIT to change
-FACTOR_HINT = "check the constants (½, 1/batch) in your formula."
+FACTOR_ENTRIES = 4  # an output needs this many non-zero entries before a common factor means anything
+RANDOM_STATE = ("torch's random generator", "the CUDA random generators", "NumPy's random generator",
+                "Python's random module")
 
 
 @dataclass
@@ -53,10 +62,28 @@ class CheckResult:
 
 @dataclass
 class Mistake:
-    """A typical wrong answer: ``compute(**case)`` returns what that mistake produces."""
+    """A typical wrong answer: ``compute(**case)`` returns what that mistake produces. ``raises``, a
+    regular expression, recognises the mistake instead by the error it raises in the learner's code
+    (matched against "ErrorType: message" and the learner's line); ``compute`` may then be None."""
     name: str
-    compute: Callable
+    compute: Callable | None
     hint: str
+    raises: str = ""
+
+
+@dataclass
+class Factor:
+    """An output off by a constant factor that the exercise's constants can produce:
+    ``value(case)`` is that factor on a case (2 for a missing ½, the batch size, σ², …)."""
+    name: str
+    value: Callable
+    hint: str
+
+
+def batch_twice(what="the batch mean") -> Factor:
+    """The factor 1/N of a batch mean divided by the batch size twice."""
+    return Factor("batch_twice", lambda case: 1 / case.batch,
+                  f"you divided by the batch size twice; {what} divides by N once.")
 
 
 @dataclass
@@ -79,9 +106,24 @@ class TookTooLong(Exception):
     """The learner's function ran past the time limit (also raised inside its thread to stop it)."""
 
 
+def returned_none(what: str) -> Wrong:
+    """The diagnosis of a function that returned None, usually a missing ``return``."""
+    return Wrong(f"your function returned None: is its `return` missing? End it with `return` and {what}.",
+                 "returned_none")
+
+
+def single_output(out) -> dict:
+    """run_check's default ``normalise``: the function returns one tensor, named "output"."""
+    if out is None:
+        raise returned_none("the result (a tensor)")
+    return {"output": out}
+
+
 def named_outputs(*names, what=""):
     """A ``normalise`` for run_check: accept a dict with ``names`` or a tuple/list in that order."""
     def normalise(out) -> dict:
+        if out is None:
+            raise returned_none(f"a dict with keys {', '.join(names)}{what}")
         if isinstance(out, dict):
             return out
         if isinstance(out, (tuple, list)) and len(out) == len(names):
@@ -131,27 +173,30 @@ def sizes_label(batch, n_in, n_hidden, n_out, dtype, more="") -> str:
 # ---------------------------------------------------------------- running a check
 
 def run_check(exercise: str, learner_fn, cases, reference, mistakes=(), tolerance=1e-4,
-              normalise=None, shape_hint="", factor_hint=FACTOR_HINT, verbose=True) -> CheckResult:
+              normalise=None, shape_hint="", factors=(), verbose=True) -> CheckResult:
     """Compare the learner's function with ``reference`` on every case and report the outcome.
 
+    ``mistakes`` and ``factors``: the exercise's tables of named mistakes (:class:`Mistake`) and of
+    the constant factors its constants can produce (:class:`Factor`), each tried in order;
     ``normalise(output)`` turns an output into a dict of named tensors (or raises :class:`Wrong`
     when its structure is off); ``shape_hint`` is added when the learner's code fails on a shape
-    mismatch; ``factor_hint`` follows "off by a constant factor"."""
+    mismatch."""
     def body():
-        compare(exercise, learner_fn, cases, reference, mistakes, tolerance, normalise, shape_hint, factor_hint)
+        compare(exercise, learner_fn, cases, reference, mistakes, tolerance, normalise, shape_hint, factors)
         return f"correct on all {len(cases)} test cases."
     return run_safely(exercise, body, verbose)
 
 
 def compare(exercise, learner_fn, cases, reference, mistakes=(), tolerance=1e-4, normalise=None,
-            shape_hint="", factor_hint=FACTOR_HINT):
+            shape_hint="", factors=()):
     """Raise :class:`Wrong` with the diagnosis on the first case where the learner's answer is off."""
-    normalise = normalise or (lambda out: {"output": out})
+    normalise = normalise or single_output
     for case in cases:
-        got = normalise(call_learner(exercise, learner_fn, case, shape_hint))
+        drew = []
+        got = normalise(call_learner(exercise, learner_fn, case, shape_hint, mistakes, drew))
         expected = normalise(reference(**clone(case.inputs)))
         if not all(close(got.get(name), exp, tolerance) for name, exp in expected.items()):
-            diagnose(got, expected, case, mistakes, normalise, tolerance, factor_hint)
+            diagnose(got, expected, case, mistakes, normalise, tolerance, factors, drew)
         check_dtypes(got, expected, values_right=True)
 
 
@@ -220,14 +265,17 @@ NOT_IMPLEMENTED = ("not implemented yet. Fill in the cell above (replace the `ra
                    "run it, then run this check again.")
 
 
-def call_learner(exercise, fn, case, shape_hint=""):
+def call_learner(exercise, fn, case, shape_hint="", mistakes=(), drew=None):
     """``fn(*case.inputs.values())`` on copies of the inputs, within the time limit; every way it
-    can go wrong (exception, too slow, inputs changed in place) becomes a :class:`Wrong`."""
+    can go wrong (exception, too slow, inputs changed in place) becomes a :class:`Wrong`, named
+    after the first of ``mistakes`` whose ``raises`` matches the learner's error. The names of the
+    random generators the function drew from are added to the list ``drew``."""
     require_callable(exercise, fn)
     inputs = clone(case.inputs)
     where = f" on a test case with {case.label}" if case.label else ""
+    changed = []
     try:
-        with global_state_kept():
+        with global_state_kept(changed):
             out = call_with_time_limit(fn, list(inputs.values()), TIME_LIMIT)
     except NotImplementedError:
         raise Wrong(NOT_IMPLEMENTED, "not_implemented") from None
@@ -236,11 +284,19 @@ def call_learner(exercise, fn, case, shape_hint=""):
                     f"ends, or one over far more items than the inputs have.", "too_slow") from None
     except (Exception, SystemExit) as error:
         line = learner_line(error)
-        hint = f" {shape_hint}" if shape_hint and "shape" in str(error) else ""
+        for mistake in mistakes:
+            if mistake.raises and re.search(mistake.raises, f"{type(error).__name__}: {error}{line}"):
+                raise Wrong(f"your function raised {type(error).__name__}{line}{where}: {mistake.hint}",
+                            mistake.name) from None
+        about_shapes = any(word in str(error) for word in ("shape", "size", "dimension"))
+        hint = f" {shape_hint}" if shape_hint and about_shapes else ""
         if isinstance(error, TypeError) and not line:  # the call itself failed: the parameters
             hint = f" The check calls your function as {exercise}({', '.join(inputs)})."
         raise Wrong(f"your function raised {type(error).__name__}: {one_line(error)}{line}{where}.{hint}",
                     "raised") from None
+    finally:
+        if drew is not None:
+            drew.extend(name for name in changed if name in RANDOM_STATE)
     for name, before in case.inputs.items():
         if isinstance(before, torch.Tensor) and not torch.equal(before, inputs[name]):
             raise Wrong(f"your function changed its input {name} in place; compute new tensors "
@@ -275,11 +331,11 @@ def noting_changed_state(changed: list):
 
 
 @contextmanager
-def global_state_kept():
+def global_state_kept(changed=None):
     """Save :data:`GLOBAL_STATE` (the learner's function may change it: draw from torch's random
     generator, set the default dtype...) and put it back afterwards, naming what was changed for
-    :func:`noting_changed_state`. Gradient mode is thread-local, and the learner's function runs
-    in a thread of its own, so it cannot leak."""
+    :func:`noting_changed_state` and in the list ``changed``. Gradient mode is thread-local, and
+    the learner's function runs in a thread of its own, so it cannot leak."""
     saved = [(name, get(), set_, same, get) for name, get, set_, same in GLOBAL_STATE]
     try:
         yield
@@ -287,6 +343,8 @@ def global_state_kept():
         for name, before, set_, same, get in saved:
             if not same(get(), before):
                 set_(before)
+                if changed is not None:
+                    changed.append(name)
                 if getattr(_changed_state, "names", None) is not None:
                     _changed_state.names.append(name)
 
@@ -352,23 +410,32 @@ def close(got, expected, tolerance) -> bool:
             and torch.allclose(got.to(expected.dtype), expected, rtol=tolerance, atol=tolerance))
 
 
-def diagnose(got, expected, case, mistakes, normalise, tolerance, factor_hint=FACTOR_HINT):
-    """Raise :class:`Wrong` with the best explanation of why ``got`` differs from ``expected``."""
+def diagnose(got, expected, case, mistakes, normalise, tolerance, factors=(), drew=()):
+    """Raise :class:`Wrong` with the best explanation of why ``got`` differs from ``expected``;
+    ``drew``: the random generators the learner's function drew from on this case."""
     for mistake in mistakes:  # first: a mistake can explain a wrong shape too (another layer's noise)
         if made(mistake, got, case, normalise, tolerance):
             raise Wrong(mistake.hint, mistake.name)
     for name, exp in expected.items():  # then structure: values can't be compared otherwise
         check_structure(name, got.get(name), exp, case)
+    if drew:
+        raise Wrong(f"your function draws random numbers (from {enumerate_names(sorted(set(drew)))}), so its "
+                    f"answer is not the one for the inputs it was given: everything it needs is passed in "
+                    f"({', '.join(case.inputs)}); use those instead of drawing new ones.", "draws_noise")
     differing = [name for name, exp in expected.items() if not close(got[name], exp, tolerance)]
     for name in differing:
-        symptom_of(name, got[name], expected[name], case, tolerance, factor_hint)
+        symptom_of(name, got[name], expected[name], case, tolerance)
+    for name in differing:
+        factor_of(name, got[name], expected[name], case, factors)
     check_dtypes(got, expected, values_right=False)  # computing in float32 can explain the differences
     raise Wrong(differ_message(got, expected, differing, case), "values")
 
 
 def made(mistake, got, case, normalise, tolerance) -> bool:
     """Whether ``got`` is what ``mistake`` produces on ``case``; False when the mistake's builder
-    cannot run on this case (a shape mix-up on a non-square case, say)."""
+    cannot run on this case (a shape mix-up on a non-square case, say) or it has none."""
+    if mistake.compute is None:
+        return False
     try:
         wrong = normalise(mistake.compute(**clone(case.inputs)))
     except Exception:
@@ -391,6 +458,12 @@ def check_structure(name, got, exp, case):
     if shape == (case.batch, *want):
         raise Wrong(f"{name} has shape {shape}: one update per sample. Average over the batch "
                     f"(dimension 0) to get shape {want}.", "per_sample")
+    if len(want) == 1 and shape == (case.batch,):
+        raise Wrong(f"{name} has shape {shape}, one entry per sample, but {want} was expected: average over "
+                    f"the batch (dimension 0), not over the units (dimension 1).", "wrong_axis")
+    if got.dim() > len(want) and tuple(s for s in shape if s != 1) == tuple(s for s in want if s != 1):
+        raise Wrong(f"{name} has shape {shape} but {want} was expected: drop the extra dimension of size 1 "
+                    f"(leave out keepdim=True, or .squeeze() it).", "keepdim")
     raise Wrong(f"{name} has shape {shape} but {want} was expected (on a test case with "
                 f"{case.label}).", "shape")
 
@@ -405,7 +478,7 @@ def check_dtypes(got, expected, values_right):
                         f"torch.tensor, .float()).", "dtype")
 
 
-def symptom_of(name, got, exp, case, tolerance, factor_hint=FACTOR_HINT):
+def symptom_of(name, got, exp, case, tolerance):
     """Raise :class:`Wrong` when output ``name`` shows a generic symptom of a known mistake."""
     got = got.to(exp.dtype)
     if not torch.isfinite(got).all():
@@ -423,12 +496,26 @@ def symptom_of(name, got, exp, case, tolerance, factor_hint=FACTOR_HINT):
                     f"over the batch instead of averaging.", "summed")
     if not got.any():
         raise Wrong(f"{name} is all zeros: replace the placeholder with the real update.", "zeros")
+
+
+def factor_of(name, got, exp, case, factors):
+    """Raise :class:`Wrong` when output ``name`` is the expected one times a factor of ``factors``.
+    Only on an output with at least ``FACTOR_ENTRIES`` non-zero entries: a single number is always
+    some multiple of the right one."""
+    got = got.to(exp.dtype)
     mask = exp.abs() > 1e-6
-    if mask.any():
-        ratio = got[mask] / exp[mask]
-        if (torch.isfinite(ratio).all() and ratio.mean().abs() > 1e-6
-                and torch.allclose(ratio, ratio.mean().expand_as(ratio), rtol=1e-3, atol=1e-6)):
-            raise Wrong(f"{name} is off by a constant factor of {float(ratio.mean()):.4g}: {factor_hint}", "factor")
+    if not factors or int(mask.sum()) < FACTOR_ENTRIES:
+        return
+    ratio = got[mask] / exp[mask]
+    mean = ratio.mean()
+    if not (torch.isfinite(ratio).all() and torch.allclose(ratio, mean.expand_as(ratio), rtol=1e-3, atol=1e-6)):
+        return
+    for factor in factors:
+        value = float(factor.value(case))
+        if abs(value - 1) > 1e-3 and abs(float(mean) - value) <= 1e-3 * abs(value):
+            size = f"{value:.6g} times" if abs(value) >= 1 else f"1/{1 / value:.6g} of"
+            raise Wrong(f"{name} is {size} the right value (on a test case with {case.label}): {factor.hint}",
+                        factor.name)
 
 
 def differ_message(got, expected, differing, case) -> str:
