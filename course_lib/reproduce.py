@@ -5,22 +5,29 @@
     python -m course_lib.reproduce --chapter 5         # only the runs behind chapter 5's figures
     python -m course_lib.reproduce --estimate          # how long it would take here
     python -m course_lib.reproduce --quick             # the same pipeline in seconds (the tests)
+    python -m course_lib.reproduce --jobs 2            # two runs at a time on this machine
+    python -m course_lib.reproduce --launcher slurm --partition gpu --gpus-per-node 1 --time 120
+                                                       # one Slurm job per run (--no-wait, --collect)
 
 Every run is a ``train`` call with a checkpoint, so an interrupted reproduction resumes where it
-stopped and a finished run is loaded, not trained again. Before starting, the command times a few
+stopped and a finished run is loaded, not trained again. Each (experiment, seed) is one call of
+:func:`run_one`, wherever it runs: in this process, ``--jobs N`` at a time in worker processes, or
+as one Slurm job each (:mod:`course_lib.launchers`). Before starting locally, the command times a few
 steps of each run and prints an estimate of the total. It writes ``reproduction.md`` and
 ``reproduction.csv`` (``reproduction_<data>.*`` on other data than MNIST; one row per published figure: source, the course's number as mean ± std over
-seeds, the data it was measured on, the gap and the training time) into ``--out``. The recipes
+seeds, the data it was measured on, the gap and the training time) into ``--out``, the runs'
+checkpoints into ``--out``/runs and, on Slurm, the jobs' logs into ``--out``/slurm. The recipes
 themselves live in :mod:`course_lib.recipes`.
 """
 import argparse
 import csv
+import functools
 import os
 import re
 import time
 from pathlib import Path
 
-from . import config, data as datasets
+from . import config, data as datasets, launchers
 from .recipes import PUBLISHED, Recipe, final_accuracies, mean_std
 from .tables import markdown_table
 from .train import evaluate
@@ -34,7 +41,8 @@ def estimate_seconds(recipe: Recipe, dataset, quick: bool, num_seeds: int) -> fl
     """Seconds for every run of ``recipe``: a few timed steps and one timed evaluation of the
     validation and test sets (``train`` evaluates both after every epoch), scaled to the whole run."""
     per_step = recipe.seconds_per_step(dataset, steps=3 if quick else 20)
-    net, rule = recipe.network(dataset), recipe.make_rule(0, quick)
+    net = recipe.network(dataset)
+    rule = recipe.make_rule(0, quick).bind(net)
     start = time.perf_counter()
     for split in ("val", "test"):
         float(evaluate(net, getattr(dataset, f"X_{split}"), getattr(dataset, f"y_{split}"), rule)["loss"])
@@ -42,15 +50,21 @@ def estimate_seconds(recipe: Recipe, dataset, quick: bool, num_seeds: int) -> fl
     return per_epoch * (1 if quick else recipe.num_epochs) * num_seeds
 
 
-def run(recipe: Recipe, dataset, seeds, quick: bool, out: Path) -> list:
-    """The recipe's histories, one per seed (trained, resumed or loaded from ``out/runs``)."""
-    histories = []
-    for seed in seeds:
-        history = recipe.run(dataset, seed, quick=quick, runs_dir=out / "runs", progress=True)
-        if history.diverged:
-            print(f"{recipe.key}, seed {seed}: {history.diverged}")
-        histories.append(history)
-    return histories
+@functools.lru_cache(maxsize=2)
+def load_data(name: str, quick: bool, device=None):
+    """The data set by name, loaded once per process (the command's own table and every run it trains
+    here share it)."""
+    return datasets.load(name, quick=quick, device=config.get_device(device))
+
+
+def run_one(recipe: Recipe, seed: int, data_name: str, quick: bool, out, device=None, progress: bool = False):
+    """Train, resume or load one (experiment, seed) into ``out/runs`` and return its History: what
+    every launcher runs, here, in a worker process (``--jobs``) or in a Slurm job."""
+    history = recipe.run(load_data(data_name, quick, device), seed, quick=quick, runs_dir=Path(out) / "runs",
+                         progress=progress)
+    if history.diverged:
+        print(f"{recipe.key}, seed {seed}: {history.diverged}")
+    return history
 
 
 def table_rows(results: dict, dataset) -> list:
@@ -82,7 +96,7 @@ def table_path(out: Path, data_name: str) -> Path:
     return out / f"reproduction{suffix}.md"
 
 
-def write_tables(rows: list, out: Path, quick: bool) -> Path:
+def write_tables(rows: list, out: Path, quick: bool, epochs: int | None = None) -> Path:
     """Write the Markdown table and its CSV for the data the rows were measured on; returns the .md path."""
     out.mkdir(parents=True, exist_ok=True)
     path = table_path(out, rows[0]["data"])
@@ -90,10 +104,12 @@ def write_tables(rows: list, out: Path, quick: bool) -> Path:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    title = "quick pipeline check, not the published recipes" if quick else f"full recipes, on {rows[0]['data']}"
+    title = ("quick pipeline check, not the published recipes" if quick else
+             f"a budget of {epochs} epoch(s) of each recipe, not the published recipes, on {rows[0]['data']}"
+             if epochs else f"full recipes, on {rows[0]['data']}")
     done = {row["experiment"] for row in rows}
     missing = [key for key in PUBLISHED if key not in done]
-    footer = f"\nNot in this table (not run with this output folder): {', '.join(missing)}.\n" if missing else ""
+    footer = f"\nNot in this table (not finished with this output folder): {', '.join(missing)}.\n" if missing else ""
     tolerance = ("A row is within tolerance when it lands within 0.3 points of the published figure, or within "
                  "2 standard deviations where the source gives one, whichever is wider. Every run trains on the "
                  "training set less its validation split (50,000 of MNIST's 60,000 images; the validation images "
@@ -115,18 +131,47 @@ def select(chapter=None, only=None) -> list:
     return chosen
 
 
-def main(argv=None) -> list:
+def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the same pipeline on a small subset, 1 epoch, 1 seed")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="a budget: every recipe for this many epochs, schedule scaled (not the published recipes)")
     parser.add_argument("--chapter", type=int, default=None, help="only the experiments of this chapter")
     parser.add_argument("--only", nargs="*", default=None, help="only these experiment keys")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per experiment in full mode (default 3)")
     parser.add_argument("--data", default="mnist", help="data set (default mnist)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available, in each job)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument("--estimate", action="store_true", help="print the time estimate and exit")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time on this machine, each with cores // jobs torch threads (default 1)")
+    slurm = parser.add_argument_group("Slurm (--launcher slurm: one job per run, through submitit)")
+    slurm.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                       help="where the runs train: this machine (default) or Slurm jobs")
+    slurm.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's default)")
+    slurm.add_argument("--time", type=int, default=120, help="time limit of each job in minutes (default 120)")
+    slurm.add_argument("--cpus-per-task", type=int, default=1, help="cores, and torch threads, per job (default 1)")
+    slurm.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per job (default 0)")
+    slurm.add_argument("--slurm-arg", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="more sbatch options, e.g. account=mylab qos=short")
+    slurm.add_argument("--no-wait", action="store_true", help="submit the jobs and exit")
+    slurm.add_argument("--collect", action="store_true",
+                       help="submit nothing: gather the finished jobs, say what is missing or failed, write the table")
     args = parser.parse_args(argv)
+    if args.quick and args.epochs:
+        parser.error("--quick already trains one epoch; --epochs is for budgets of the full recipes")
+    if args.launcher != "slurm" and (args.no_wait or args.collect):
+        parser.error("--no-wait and --collect are for --launcher slurm")
+    if args.jobs < 1:
+        parser.error("--jobs is at least 1")
+    if args.launcher == "slurm" and args.jobs != 1:
+        parser.error("--jobs is for the local launcher; on Slurm every run is its own job")
+    return args
+
+
+def main(argv=None) -> list:
+    args = parse(argv)
     experiments = select(args.chapter, args.only)
     if args.list:
         for r in experiments:
@@ -134,23 +179,117 @@ def main(argv=None) -> list:
                   f"({r.published.source}; {r.published.kind})")
         return []
     seeds = (0,) if args.quick else tuple(range(args.seeds))
-    device = config.get_device(args.device)
-    dataset = datasets.load(args.data, quick=args.quick, device=device)
-    out = Path(args.out)
-    estimates = {r.key: estimate_seconds(r, dataset, args.quick, len(seeds)) for r in experiments}
-    print(f"Reproducing {len(experiments)} experiments on {dataset.name} ({device.type}), "
-          f"{len(seeds)} seed(s) each; estimated time if nothing is cached yet:")
-    for key, seconds in estimates.items():
-        print(f"  {key:22s} {seconds / 60:8.1f} min")
-    print(f"  {'total':22s} {sum(estimates.values()) / 60:8.1f} min (finished runs are loaded, not trained again)")
+    dataset = load_data(args.data, args.quick, args.device)   # also downloads it, once, for the jobs
+    out = Path(args.out).resolve()
+    calls = {run_name(r.key, seed): (budget(r, args.epochs), seed, args.data, args.quick, out, args.device)
+             for r in experiments for seed in seeds}
+    if args.launcher == "local" or args.estimate:       # the estimate times this machine, not a cluster's
+        print_estimates(experiments, dataset, args, len(seeds))
     if args.estimate:
         return []
-    results = {r.key: run(r, dataset, seeds, args.quick, out) for r in experiments}
+    outcomes = run_locally(calls, args.jobs) if args.launcher == "local" else run_on_slurm(calls, args, out)
+    if outcomes is None:
+        return []
+    report(outcomes)
+    results = finished_histories(outcomes, experiments, seeds)
+    if not results:
+        print("No run has finished yet: no table written.")
+        return []
     rows = table_rows(results, dataset)
-    path = write_tables(rows, out, args.quick)
+    path = write_tables(rows, out, args.quick, args.epochs)
     print(f"Wrote {path} and {path.with_suffix('.csv')}.")
     return rows
 
 
+def run_name(key: str, seed: int) -> str:
+    """The name of a run (and of its job), as the run cache names its checkpoint."""
+    return f"{key}_seed{seed}"
+
+
+def finished_histories(outcomes: dict, experiments, seeds) -> dict:
+    """``{key: [History, ...]}`` of the finished runs, experiments without one left out."""
+    results = {r.key: [outcomes[run_name(r.key, seed)].result for seed in seeds
+                       if outcomes[run_name(r.key, seed)].status == "done"] for r in experiments}
+    return {key: histories for key, histories in results.items() if histories}
+
+
+def budget(recipe: Recipe, epochs: int | None) -> Recipe:
+    """The recipe, or a budget of it under its own name (``akrout_bp_2ep``) so that the short run and
+    the full one keep separate checkpoints."""
+    return recipe.budget(epochs, key=f"{recipe.key}_{epochs}ep") if epochs else recipe
+
+
+def print_estimates(experiments, dataset, args, num_seeds: int):
+    """Each experiment's estimated time; one that cannot even be timed says why (its runs will fail and
+    be reported, the others go on)."""
+    print(f"Reproducing {len(experiments)} experiments on {dataset.name} ({dataset.X_train.device.type}), "
+          f"{num_seeds} seed(s) each; estimated time one run at a time, if nothing is cached yet:")
+    total = 0.0
+    for r in experiments:
+        try:
+            seconds = estimate_seconds(budget(r, args.epochs), dataset, args.quick, num_seeds)
+        except Exception as error:  # noqa: BLE001 (a broken recipe: reported again when it runs)
+            print(f"  {r.key:22s} cannot be timed ({type(error).__name__}: {error})")
+            continue
+        total += seconds
+        print(f"  {r.key:22s} {seconds / 60:8.1f} min")
+    print(f"  {'total':22s} {total / 60:8.1f} min (finished runs are loaded, not trained again)")
+
+
+def run_locally(calls: dict, jobs: int) -> dict:
+    """Every run on this machine: in this process (with progress bars), or ``jobs`` at a time."""
+    if jobs == 1:
+        return launchers.run_here(run_one, {name: (*args, True) for name, args in calls.items()})
+    return launchers.run_in_processes(run_one, calls, jobs)
+
+
+def run_on_slurm(calls: dict, args, out: Path):
+    """Submit the runs that are neither done, queued nor running (none with ``--collect``) as Slurm jobs,
+    then wait for them all and return their outcomes; None with ``--no-wait``."""
+    mode = "quick" if args.quick else f"{args.epochs}ep" if args.epochs else "full"
+    extra = dict(item.split("=", 1) for item in args.slurm_arg)
+    slurm = launchers.Slurm(out / "slurm", f"jobs_{args.data}_{mode}", name="reproduce", timeout_min=args.time,
+                            cpus_per_task=args.cpus_per_task,
+                            **({"gpus_per_node": args.gpus_per_node} if args.gpus_per_node else {}),
+                            **({"slurm_partition": args.partition} if args.partition else {}),
+                            **({"slurm_additional_parameters": extra} if extra else {}))
+    outcomes = slurm.outcomes(calls)
+    if args.collect:
+        return outcomes
+    todo = {name: call for name, call in calls.items() if outcomes[name].status in ("failed", "missing")}
+    skipped = len(calls) - len(todo)
+    if todo:
+        ids = slurm.submit(run_one, todo)
+        print(f"Submitted {len(ids)} Slurm job(s)" + (f"; {skipped} run(s) done, queued or running are not "
+                                                      f"submitted again" if skipped else "") + ":")
+        for name, job_id in ids.items():
+            paths = slurm.job(job_id).paths
+            print(f"  {name:28s} job {job_id:8s} logs {paths.stdout} and {paths.stderr.name}")
+    else:
+        print(f"Nothing to submit: all {len(calls)} runs are done, queued or running.")
+    if args.no_wait:
+        print(f"Not waiting. Gather them later with the same command and --collect (logs in {slurm.folder}).")
+        return None
+    try:
+        return slurm.wait(calls)
+    except KeyboardInterrupt:
+        print("\nStopped waiting; the jobs go on. Gather them later with the same command and --collect.")
+        return None
+
+
+def report(outcomes: dict):
+    """Say which runs failed (with the job's log and its last error line) and which are not done."""
+    for name, o in outcomes.items():
+        if o.status == "failed":
+            print(f"FAILED {name}" + (f" (Slurm job {o.job}, log {o.log})" if o.job else "") + f": {o.error}")
+    waiting = {status: [name for name, o in outcomes.items() if o.status == status]
+               for status in ("running", "queued", "missing")}
+    for status, names in waiting.items():
+        if names:
+            print(f"{status.capitalize()}, not in the table: {', '.join(names)}")
+
+
 if __name__ == "__main__":
-    main()
+    # Run the module's own main, not __main__'s copy: the jobs then unpickle course_lib.reproduce.run_one.
+    from course_lib.reproduce import main as module_main
+    module_main()

@@ -1,12 +1,15 @@
 """The reproduction command (Chapter 8) in its quick mode: the same pipeline as the full runs, in
 seconds: estimate, train with checkpoints, write the tables; a second call loads instead of training."""
 import csv
+import re
 from types import SimpleNamespace
 
 import pytest
+import torch
 
-from course_lib import reproduce
-from course_lib.recipes import PUBLISHED
+from course_lib import launchers, reproduce
+from course_lib.recipes import PUBLISHED, RuleSpec
+from course_lib.rules import Backprop
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def test_a_second_call_loads_the_finished_runs(quick_run, capsys):
     again = reproduce.main(["--quick", "--out", str(out), "--device", "cpu", "--chapter", "5"])
     printed = capsys.readouterr().out
     assert "estimated time" in printed and printed.count("Loaded") == len(again) == 3
-    assert "Not in this table (not run with this output folder): akrout_bp" in (out / "reproduction_digits-embedded.md").read_text()
+    assert "Not in this table (not finished with this output folder): akrout_bp" in (out / "reproduction_digits-embedded.md").read_text()
     assert {r["experiment"]: r["course (%)"] for r in again} == {r["experiment"]: r["course (%)"] for r in rows
                                                                  if r["chapter"] == 5}
 
@@ -74,3 +77,28 @@ def test_list_and_selection(capsys):
     assert "published 98.01" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="No experiment"):
         reproduce.main(["--list", "--chapter", "42"])
+
+
+def test_each_of_n_jobs_gets_its_share_of_the_cores():
+    assert [launchers.threads_per_job(n, cores=2) for n in (1, 2, 3)] == [2, 1, 1]
+    assert launchers.threads_per_job(4, cores=16) == 4
+    outcomes = launchers.run_in_processes(torch.get_num_threads, {"a": (), "b": ()}, 2)
+    assert {name: o.result for name, o in outcomes.items()} == {"a": launchers.threads_per_job(2)} | {
+        "b": launchers.threads_per_job(2)}
+
+
+def test_jobs_2_writes_the_same_table(quick_run, tmp_path, capsys):
+    """Two runs at a time in worker processes, one torch thread each: the same numbers as one at a time."""
+    out, rows = quick_run
+    two = reproduce.main(["--quick", "--out", str(tmp_path), "--device", "cpu", "--jobs", "2", "--chapter", "4"])
+    assert "Running 2 jobs, 2 at a time" in capsys.readouterr().out
+    assert [(r["experiment"], r["course (%)"]) for r in two] == [(r["experiment"], r["course (%)"]) for r in rows
+                                                                 if r["chapter"] == 4]
+
+
+def test_a_failing_run_leaves_the_others_running(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(PUBLISHED, "broken", PUBLISHED["akrout_fa"].variant("broken", rule=RuleSpec(Backprop, {"x": 1})))
+    rows = reproduce.main(["--quick", "--out", str(tmp_path), "--device", "cpu", "--jobs", "2",
+                           "--only", "akrout_bp", "broken"])
+    assert [r["experiment"] for r in rows] == ["akrout_bp"]
+    assert re.search(r"FAILED broken_seed0: TypeError", capsys.readouterr().out)
