@@ -31,7 +31,13 @@ cross_entropy = Loss("cross_entropy",
                      lambda h, T: torch.logsumexp(h, dim=1) - (h * T).sum(dim=1),
                      lambda h, T: torch.softmax(h, dim=1) - T)
 
-LOSSES = {"mse": mse, "cross_entropy": cross_entropy}
+# h are logits, one independent sigmoid unit per class; L = Σ_k softplus(h_k) - h_k T_k (the binary
+# cross-entropy of σ(h_k) against T_k, summed over the classes), so dL/dh = σ(h) - T
+binary_cross_entropy = Loss("binary_cross_entropy",
+                            lambda h, T: (torch.nn.functional.softplus(h) - h * T).sum(dim=1),
+                            lambda h, T: torch.sigmoid(h) - T)
+
+LOSSES = {"mse": mse, "cross_entropy": cross_entropy, "binary_cross_entropy": binary_cross_entropy}
 
 
 def get_loss(name: str | Loss) -> Loss:

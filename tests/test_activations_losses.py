@@ -51,7 +51,8 @@ def _targets(kind, batch, n_out, g):
 
 
 @pytest.mark.parametrize("loss_name, kind", [("mse", "labels"), ("mse", "real"),
-                                             ("cross_entropy", "labels"), ("cross_entropy", "soft")])
+                                             ("cross_entropy", "labels"), ("cross_entropy", "soft"),
+                                             ("binary_cross_entropy", "labels")])
 @pytest.mark.parametrize("batch", [1, 6])
 def test_loss_grad_matches_autograd(loss_name, kind, batch):
     """grad(h, T) is the per-sample derivative dL_n/dh_n, i.e. autograd of the summed per-sample loss."""
@@ -85,6 +86,19 @@ def test_cross_entropy_equals_torch():
     assert torch.allclose(ce(logits, as_targets(y, 4).double()), F.cross_entropy(logits, y))
     soft = torch.softmax(torch.randn(9, 4, generator=g, dtype=torch.float64), dim=1)
     assert torch.allclose(ce.per_sample(logits, soft), F.cross_entropy(logits, soft, reduction="none"))
+
+
+def test_binary_cross_entropy_is_sigmoid_units_with_summed_bce():
+    """binary_cross_entropy on logits is torch's BCE of σ(h) per class, summed over the classes (the
+    output units and loss of Akrout et al.'s code), and its error σ(h) - T stays finite for large logits."""
+    g = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(7, 4, generator=g, dtype=torch.float64), torch.randint(4, (7,), generator=g)
+    T = as_targets(y, 4).double()
+    expected = F.binary_cross_entropy(torch.sigmoid(logits), T, reduction="none").sum(dim=1)
+    assert torch.allclose(losses.binary_cross_entropy.per_sample(logits, T), expected)
+    big = torch.tensor([[200.0, -200.0]])
+    assert torch.equal(losses.binary_cross_entropy.grad(big, torch.tensor([[0.0, 1.0]])), torch.tensor([[1.0, -1.0]]))
+    assert torch.isfinite(losses.binary_cross_entropy.per_sample(big, torch.tensor([[0.0, 1.0]]))).all()
 
 
 def test_cross_entropy_is_stable_for_large_logits():
