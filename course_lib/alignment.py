@@ -29,9 +29,19 @@ def update_similarity(net: MLP, rule, X, y) -> dict:
     return result
 
 
-def alignment_tracker(X, y):
+def angle_tracker(net: MLP, rule, data) -> dict:
+    """An ``on_epoch`` function for ``train`` that records the feedback angles only (a module-level
+    function, so that it travels to worker processes)."""
+    return feedback_angles(net, rule)
+
+
+class alignment_tracker:
     """An ``on_epoch`` function for ``train``: records every feedback angle and the cosine
-    similarity of the update to backprop's on the fixed batch X, y (e.g. 1,000 validation images)."""
-    def on_epoch(net, rule, data):
-        return {**feedback_angles(net, rule), **update_similarity(net, rule, X, y)}
-    return on_epoch
+    similarity of the update to backprop's on the fixed batch X, y (e.g. 1,000 validation images).
+    An object rather than a closure, so that it travels to worker processes (``recipes.run_many``)."""
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+
+    def __call__(self, net, rule, data):
+        return {**feedback_angles(net, rule), **update_similarity(net, rule, self.X, self.y)}

@@ -13,7 +13,7 @@
 import torch
 
 from ..activations import get_activation
-from ..recipes import PUBLISHED
+from ..recipes import PUBLISHED, run_many
 from ..rules.weight_mirroring import MirroredPEPITA, draw_noise
 from ..rules.weight_mirroring import mirror_update as library_mirror_update
 from ..tables import markdown_table  # noqa: F401  (the notebook shows its tables with it)
@@ -92,16 +92,17 @@ def ablation_label(recipe) -> str:
     return "PEPITA" + "".join(f" + {name}" for name, on in parts if on)
 
 
-def pepita_ablation(data, num_epochs: int, on_epoch=None) -> tuple:
+def pepita_ablation(data, num_epochs: int, on_epoch=None, jobs: int = 1) -> tuple:
     """Train the six PEPITA variants of the published ablation (their recipes, on a budget of
-    ``num_epochs``) and return (rows, histories): one row per variant {"variant", "weight decay",
-    "normalisation", "mirroring", "test accuracy (%)", "published (%)", "angle F (°)"}, histories keyed
-    by the variants' labels. In full mode every run is saved in the shared cache and loaded again."""
-    rows, histories = [], {}
-    for variant in ABLATION:
-        recipe = ablation_recipe(variant, num_epochs)
-        label = ablation_label(recipe)
-        history = histories[label] = recipe.run(data, 0, on_epoch=on_epoch)
+    ``num_epochs``; ``jobs`` at a time, :func:`course_lib.recipes.run_many`) and return (rows,
+    histories): one row per variant {"variant", "weight decay", "normalisation", "mirroring", "test
+    accuracy (%)", "published (%)", "angle F (°)"}, histories keyed by the variants' labels. In full
+    mode every run is saved in the shared cache and loaded again."""
+    budgets = {ablation_label(recipe): recipe for recipe in (ablation_recipe(v, num_epochs) for v in ABLATION)}
+    histories = run_many({label: (recipe, 0, on_epoch) for label, recipe in budgets.items()}, data, jobs)
+    rows = []
+    for label, recipe in budgets.items():
+        history = histories[label]
         row = {"variant": label, "weight decay": "✓" if "decay" in label else "✗",
                "normalisation": "✓" if "norm" in label else "✗", "mirroring": "✓" if "mirror" in label else "✗",
                f"test accuracy (%), {history.num_epochs - 1} epochs": f"{100 * history['test_acc'][-1]:.2f}",

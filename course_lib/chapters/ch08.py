@@ -6,16 +6,19 @@ measured the same way. The rule contract (:mod:`course_lib.rules.base`) makes th
   class count). Its lr is the middle of the rule's grid.
 * :func:`lr_grid` — the learning rates tried for a rule: a third of, equal to and three times its
   recipe's.
-* :func:`choose_lr` — train a rule at every lr of its grid (seed 0) and keep the one with the best
-  final validation accuracy (never the test set).
-* :func:`compare` — every rule at its chosen lr over several seeds (train-or-load), one row each.
+* :func:`choose_lr` — of a rule's runs at every lr of its grid (seed 0), the lr with the best final
+  validation accuracy (never the test set).
+* :func:`compare` — every rule's grid, then every rule at its chosen lr over several seeds
+  (train-or-load), one row each.
 * :func:`depth_study` — the same rules with more hidden layers, each at its chosen lr (a third
   of it where a deeper run fails).
+* :func:`run_many` — the runs of a table, ``jobs`` at a time (:func:`course_lib.recipes.run_many`).
 * :func:`epoch_seconds` — seconds per epoch of each rule on each device present (CPU, and a GPU
   when there is one), timed on the same steps.
 """
 import statistics
 
+from .. import recipes
 from ..alignment import alignment_tracker
 from ..recipes import SYNTHESIS as RULES
 from ..recipes import final_accuracies, mean_std
@@ -32,11 +35,17 @@ def recipe(name: str, hidden: list = None, lr: float = None):
     return base.variant(f"{base.key}_{'-'.join(map(str, hidden))}_lr{lr:g}", hidden=hidden, lr=lr)
 
 
-def run(name: str, data, seed: int, hidden: list = None, lr: float = None, probe=None):
-    """Train (or load) one rule on one seed; returns the History."""
-    r = recipe(name, hidden, lr)
-    on_epoch = alignment_tracker(*probe) if probe and r.top == "classes" else None
-    return r.run(data, seed, on_epoch=on_epoch)
+def run_many(calls: dict, data, probe=None, jobs: int = 1) -> dict:
+    """{key: History} for ``calls`` = {key: (name, seed, hidden, lr)}: the rule's recipe with those
+    hidden layers and lr (:func:`recipe`), trained or loaded, with the alignment measures on the
+    ``probe`` batch where the rule's network ends in the classes; ``jobs`` at a time
+    (:func:`course_lib.recipes.run_many`)."""
+    tracker = alignment_tracker(*probe) if probe else None
+    runs = {}
+    for key, (name, seed, hidden, lr) in calls.items():
+        r = recipe(name, hidden, lr)
+        runs[key] = (r, seed, tracker if r.top == "classes" else None)
+    return recipes.run_many(runs, data, jobs)
 
 
 def lr_grid(name: str) -> tuple:
@@ -45,13 +54,12 @@ def lr_grid(name: str) -> tuple:
     return (round(lr / 3, 6), lr, round(3 * lr, 6))
 
 
-def choose_lr(name: str, data, probe=None) -> tuple:
-    """(the lr of ``name``'s grid with the best final validation accuracy, {lr: that accuracy in %},
-    {lr: History}), seed 0. A run that blew up keeps the accuracy of its last good epoch and so
-    rarely wins."""
-    histories = {lr: run(name, data, 0, lr=lr, probe=probe) for lr in lr_grid(name)}
+def choose_lr(histories: dict) -> tuple:
+    """(the lr with the best final validation accuracy, {lr: that accuracy in %}) of a rule's runs
+    {lr: History} over its grid. A run that blew up keeps the accuracy of its last good epoch and
+    so rarely wins."""
     val = {lr: 100 * h["val_acc"][-1] for lr, h in histories.items()}
-    return max(val, key=val.get), val, histories
+    return max(val, key=val.get), val
 
 
 def summary_row(name: str, lr: float, histories: list) -> dict:
@@ -69,17 +77,18 @@ def summary_row(name: str, lr: float, histories: list) -> dict:
             "feedback angle (°)": f"{last[angle][-1]:.1f} ({angle[6:]})" if angle else "—"}
 
 
-def compare(names, data, seeds, probe) -> tuple:
-    """Every rule in ``names`` on the same data and network: its lr chosen on validation
-    (:func:`choose_lr`), then ``seeds`` runs at that lr (seed 0 is the grid's own run). Returns
-    (rows, histories, grid): histories[name] the per-seed histories, grid[name] = (chosen lr,
-    {lr: validation accuracy})."""
-    rows, histories, grid = [], {}, {}
-    for name in names:
-        lr, val, tried = choose_lr(name, data, probe)
-        histories[name] = [tried[lr] if seed == 0 else run(name, data, seed, lr=lr, probe=probe) for seed in seeds]
-        grid[name] = (lr, val)
-        rows.append(summary_row(name, lr, histories[name]))
+def compare(names, data, seeds, probe, jobs: int = 1) -> tuple:
+    """Every rule in ``names`` on the same data and network: the runs of its lr grid (seed 0), the lr
+    chosen on validation (:func:`choose_lr`), then the other ``seeds`` at that lr; ``jobs`` runs at
+    a time (:func:`run_many`). Returns (rows, histories, grid): histories[name] the per-seed
+    histories, grid[name] = (chosen lr, {lr: validation accuracy})."""
+    tried = run_many({(name, lr): (name, 0, None, lr) for name in names for lr in lr_grid(name)}, data, probe, jobs)
+    grid = {name: choose_lr({lr: tried[name, lr] for lr in lr_grid(name)}) for name in names}
+    more = run_many({(name, seed): (name, seed, None, grid[name][0]) for name in names for seed in seeds if seed != 0},
+                    data, probe, jobs)
+    histories = {name: [tried[name, grid[name][0]] if seed == 0 else more[name, seed] for seed in seeds]
+                 for name in names}
+    rows = [summary_row(name, grid[name][0], histories[name]) for name in names]
     return rows, histories, grid
 
 
@@ -91,25 +100,23 @@ def grid_rows(grid: dict) -> list:
             for name, (chosen, val) in grid.items()]
 
 
-def depth_study(names, data, widths: dict, lrs: dict, seed: int = 0, retries: int = 2) -> dict:
+def depth_study(names, data, widths: dict, lrs: dict, seed: int = 0, retries: int = 2, jobs: int = 1) -> dict:
     """Final validation accuracy (%) of each rule for each hidden-layer list in ``widths``
     ({label: [n_1, ...]}): {rule: {label: (accuracy, lr)}}. Each rule starts at its lr in ``lrs``;
     a run that blows up or ends with a larger validation loss than it started with (deeper networks
     can need smaller steps) is tried again at a third of the lr, up to ``retries`` times, and the lr
-    that ran is returned with the accuracy."""
-    result = {}
-    for name in names:
-        result[name] = {}
-        for label, hidden in widths.items():
-            lr = lrs[name]
-            history = run(name, data, seed, hidden=hidden, lr=lr)
-            for _ in range(retries):
-                if not (history.diverged or history.loss_grew):
-                    break
-                lr = round(lr / 3, 6)
-                history = run(name, data, seed, hidden=hidden, lr=lr)
-            result[name][label] = (100 * history["val_acc"][-1], lr)
-    return result
+    that ran is returned with the accuracy. Each round of tries runs ``jobs`` at a time."""
+    lr = {(name, label): lrs[name] for name in names for label in widths}
+    done = {}
+    for attempt in range(retries + 1):
+        todo = [key for key in lr if key not in done]
+        histories = run_many({key: (key[0], seed, widths[key[1]], lr[key]) for key in todo}, data, jobs=jobs)
+        for key, history in histories.items():
+            if not (history.diverged or history.loss_grew) or attempt == retries:
+                done[key] = (100 * history["val_acc"][-1], lr[key])
+            else:
+                lr[key] = round(lr[key] / 3, 6)
+    return {name: {label: done[name, label] for label in widths} for name in names}
 
 
 def epoch_seconds(names, data, devices, steps: int = 20) -> dict:

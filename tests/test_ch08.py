@@ -1,0 +1,76 @@
+"""Chapter 8's machinery: the lr grid and its choice on validation, the depth study's retries, and
+runs trained side by side in worker processes giving what one after the other gives."""
+import pytest
+
+from course_lib import recipes
+from course_lib.chapters import ch08
+from course_lib.data import load
+from course_lib.train import History
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits", device="cpu", quick=True)
+
+
+def history(val_acc, diverged="", loss_grew=False):
+    h = History(diverged=diverged, loss_grew=loss_grew)
+    for acc in val_acc:
+        h.log(val_acc=acc)
+    return h
+
+
+def test_grid_brackets_the_recipe_lr_and_the_choice_reads_validation_only():
+    lr = ch08.RULES["BP"].lr
+    assert ch08.lr_grid("BP") == pytest.approx((lr / 3, lr, 3 * lr), rel=1e-5)
+    runs = {0.1: history([0.5, 0.9]), 0.3: history([0.5, 0.95]), 0.9: history([0.5, 0.2])}
+    runs[0.9].log(test_acc=0.99)                                          # the test split plays no part
+    assert ch08.choose_lr(runs) == (0.3, {0.1: 90.0, 0.3: 95.0, 0.9: 20.0})
+
+
+def test_runs_side_by_side_are_the_runs_one_after_the_other(digits, tmp_path, monkeypatch):
+    """Two worker processes (one torch thread each) give the histories that this process gives,
+    alignment measures included; the data reach them through shared memory."""
+    monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path))
+    probe = (digits.X_val[:100], digits.y_val[:100])
+    calls = {("BP", 0): ("BP", 0, [16], 0.1), ("FA", 1): ("FA", 1, [16], 0.1)}
+    serial = ch08.run_many(calls, digits, probe, jobs=1)
+    for run_file in tmp_path.glob("*.pt"):
+        run_file.unlink()                                                 # train again, not load
+    parallel = ch08.run_many(calls, digits, probe, jobs=2)
+    for key in calls:
+        assert set(parallel[key].records) == set(serial[key].records) >= {"val_acc", "cos_W1", "angle_W2"}
+        for name, values in serial[key].records.items():
+            if name != "seconds":
+                assert parallel[key][name] == pytest.approx(values, rel=1e-4, abs=1e-5, nan_ok=True), (key, name)
+
+
+def test_a_failing_run_stops_the_table_with_its_error(digits):
+    """A run that raises in a worker leaves the others running and stops the table with its error."""
+    small = recipes.SYNTHESIS["BP"].variant("ch08_test_small", hidden=(16,))
+    with pytest.raises(RuntimeError, match="1 of 2 runs failed.*on_epoch function raised"):
+        recipes.run_many({"ok": (small, 0, None), "broken": (small, 1, _raise)}, digits, jobs=2)
+
+
+def _raise(net, rule, data):
+    raise ValueError("a learner's on_epoch function raised")
+
+
+def test_depth_study_retries_at_a_third_of_the_lr(digits, monkeypatch):
+    """A run that blows up or whose validation loss grew is tried again at lr/3, up to `retries`
+    times; the lr that ran is reported with its accuracy."""
+    tried = []
+
+    def fake_run_many(calls, data, probe=None, jobs=1):
+        result = {}
+        for key, (name, seed, hidden, lr) in calls.items():
+            tried.append((name, len(hidden), lr))
+            bad = name == "FA" and lr > 0.02
+            result[key] = history([0.1, 0.2 if bad else 0.9], loss_grew=bad)
+        return result
+
+    monkeypatch.setattr(ch08, "run_many", fake_run_many)
+    depth = ch08.depth_study(["BP", "FA"], digits, {"1": [8], "2": [8, 8]}, {"BP": 0.1, "FA": 0.1}, retries=2)
+    assert depth["BP"] == {"1": (90.0, 0.1), "2": (90.0, 0.1)}
+    assert depth["FA"] == {"1": (90.0, 0.011111), "2": (90.0, 0.011111)}
+    assert sorted(lr for name, _, lr in tried if name == "FA") == [0.011111, 0.011111, 0.033333, 0.033333, 0.1, 0.1]
