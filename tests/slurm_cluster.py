@@ -97,11 +97,11 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
 
-def start(timeout: float = 30) -> list:
-    """Start the daemons that are not running yet and wait for the node to be idle; return the process
-    ids of the daemons this call started (none when the cluster was already up)."""
+def start(timeout: float = 30) -> dict:
+    """Start the daemons that are not running yet and wait for the node to be idle; return
+    ``{daemon: process id}`` of the daemons this call started (none when the cluster was already up)."""
     if running():
-        return []
+        return {}
     missing = [d for d in (*DAEMONS, "sinfo", "sbatch") if not shutil.which(d)]
     if missing:
         raise ClusterUnavailable(f"{', '.join(missing)} not installed (Debian/Ubuntu: apt-get install {PACKAGES})")
@@ -119,7 +119,7 @@ def start(timeout: float = 30) -> list:
                            f"--pid-file={pid_file('munged')}", f"--log-file={STATE}/munged.log",
                            f"--seed-file={STATE}/munge/munged.seed"],
                 "slurmctld": ["slurmctld", "-f", str(CONF)], "slurmd": ["slurmd", "-f", str(CONF)]}
-    started = []
+    started = {}
     for daemon in DAEMONS:
         if alive(daemon):
             continue
@@ -130,7 +130,7 @@ def start(timeout: float = 30) -> list:
             stop(started)
             raise ClusterUnavailable(f"{daemon} did not start ({(result.stderr or result.stdout).strip()[-300:]}); "
                                      f"see {STATE}/{daemon}.log")
-        started.append(pid)
+        started[daemon] = pid
     deadline = time.monotonic() + timeout
     while not running():
         if time.monotonic() > deadline:
@@ -162,15 +162,18 @@ def wait_for_pid(daemon: str, timeout: float = 10):
     return None
 
 
-def stop(pids) -> None:
-    """SIGTERM each of these processes (the daemons a :func:`start` returned), then wait for them to end."""
-    for pid in reversed(list(pids)):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+def stop(started: dict) -> None:
+    """Stop the daemons a :func:`start` returned (``{daemon: pid}``), by process id: SIGTERM to the Slurm
+    daemons together (each takes about 2 s), then to munged, which they need until they have ended."""
+    for group in ([started[d] for d in ("slurmd", "slurmctld") if d in started], [started.get("munged")]):
+        group = [pid for pid in group if pid is not None]
+        for pid in group:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in group) and time.monotonic() < deadline:
             time.sleep(0.1)
 
 
@@ -179,12 +182,12 @@ if __name__ == "__main__":
     parser.add_argument("--stop", action="store_true", help="stop the daemons named in the cluster's pid files")
     args = parser.parse_args()
     if args.stop:
-        stop([pid for pid in map(read_pid, DAEMONS) if pid is not None])
+        stop({daemon: read_pid(daemon) for daemon in DAEMONS if alive(daemon)})
         print("stopped")
     else:
         try:
             pids = start()
         except ClusterUnavailable as e:
             raise SystemExit(f"no Slurm cluster: {e}")
-        print(f"Slurm cluster up ({'started ' + ', '.join(map(str, pids)) if pids else 'already running'}); "
+        print(f"Slurm cluster up ({'started ' + ', '.join(f'{d} {p}' for d, p in pids.items()) if pids else 'already running'}); "
               f"clients: SLURM_CONF={CONF}")

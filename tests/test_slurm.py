@@ -33,14 +33,22 @@ def slurm():
     os.environ["SLURM_CONF"] = str(slurm_cluster.CONF)
     launchers.Slurm.poll_seconds = 1.0
     yield
-    if started:
-        subprocess.run(["scancel", "--me"], check=False)        # our own cluster: nothing else runs there
+    if started:                                  # our own cluster: no one else's jobs run there
+        subprocess.run(["scancel", "--me"], check=False)
+        deadline = time.monotonic() + 30
+        while active_jobs() and time.monotonic() < deadline:
+            time.sleep(0.2)
     slurm_cluster.stop(started)
     launchers.Slurm.poll_seconds = before[1]
     if before[0] is None:
         os.environ.pop("SLURM_CONF")
     else:
         os.environ["SLURM_CONF"] = before[0]
+
+
+def active_jobs() -> list:
+    return [job for job, state in launchers.queue_states().items()
+            if state in launchers.QUEUED_STATES | launchers.RUNNING_STATES]
 
 
 def quick(out, *extra):
@@ -63,13 +71,8 @@ def recorded_jobs(out) -> dict:
 
 def wait_until_gone(out, timeout=60):
     """Wait (outside the command under test) until the recorded jobs have left Slurm's active states."""
-    ids, deadline = set(recorded_jobs(out).values()), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = launchers.queue_states()
-        if not any(states.get(i) in launchers.QUEUED_STATES | launchers.RUNNING_STATES for i in ids):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"jobs {ids} still active after {timeout} s")
+    ids = set(recorded_jobs(out).values())
+    wait_for(lambda: not ids & set(active_jobs()), timeout)
 
 
 def test_slurm_table_equals_the_local_one(slurm, tmp_path, capsys):
@@ -147,7 +150,7 @@ def test_a_cancelled_job_is_reported_and_resumes_from_its_checkpoint(slurm, tmp_
     job = recorded_jobs_of(tmp_path, "digits", "400ep")["akrout_bp_seed0"]
     checkpoint = wait_for(lambda: next((tmp_path / "runs").glob("akrout_bp_400ep_seed0-*.pt"), None))
     subprocess.run(["scancel", job], check=True)
-    wait_for(lambda: launchers.queue_states().get(job) not in launchers.RUNNING_STATES | launchers.QUEUED_STATES)
+    wait_for(lambda: job not in active_jobs())
     capsys.readouterr()
     assert reproduce.main([*args[:-1], "--collect"]) == []
     failed = re.search(rf"FAILED akrout_bp_seed0 \(Slurm job {job}, log (\S+)\): (.*)", capsys.readouterr().out)
