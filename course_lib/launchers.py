@@ -5,7 +5,8 @@ these launchers decide only where that function runs, and each answers with an :
 name (done with the function's return value, or failed with the error and, for a job, its log):
 
 * :func:`run_here`: one after the other in this process (an exception stops the run, as usual);
-* :func:`run_in_processes`: ``jobs`` at a time in worker processes (``concurrent.futures``), each
+* :func:`run_in_processes`: ``jobs`` at a time in worker processes (``concurrent.futures``, forked
+  from a server that has imported the course: :func:`worker_context`), each
   with :func:`threads_per_job` torch threads so that the jobs share the cores without
   oversubscribing them; a failed call leaves the others running;
 * :class:`Slurm`: one Slurm job per call, submitted as a job array through ``submitit``. The job ids
@@ -83,6 +84,17 @@ def run_here(fn, calls: dict) -> dict:
     return {name: Outcome("done", fn(*args)) for name, args in calls.items()}
 
 
+def worker_context():
+    """Where worker processes come from: a fork server that has imported the course once, so a
+    worker starts in milliseconds instead of seconds and inherits no torch threads from the process
+    that launched it; fresh interpreters ("spawn") where there is no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["course_lib.recipes"])
+    return context
+
+
 def run_in_processes(fn, calls: dict, jobs: int) -> dict:
     """``{name: Outcome}``, ``jobs`` calls at a time in fresh worker processes with
     :func:`threads_per_job` torch threads each; a call that raises is reported as failed with its
@@ -90,7 +102,7 @@ def run_in_processes(fn, calls: dict, jobs: int) -> dict:
     threads = threads_per_job(jobs)
     print(f"Running {len(calls)} jobs, {jobs} at a time, {threads} torch thread(s) each.")
     outcomes = {}
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=worker_context()) as pool:
         futures = {pool.submit(with_threads, threads, fn, *args): name for name, args in calls.items()}
         for future in concurrent.futures.as_completed(futures):
             name, error = futures[future], future.exception()

@@ -57,11 +57,13 @@ def load_data(name: str, quick: bool, device=None):
     return datasets.load(name, quick=quick, device=config.get_device(device))
 
 
-def run_one(recipe: Recipe, seed: int, data_name: str, quick: bool, out, device=None, progress: bool = False):
+def run_one(recipe: Recipe, seed: int, data, quick: bool, out, device=None, progress: bool = False):
     """Train, resume or load one (experiment, seed) into ``out/runs`` and return its History: what
-    every launcher runs, here, in a worker process (``--jobs``) or in a Slurm job."""
-    history = recipe.run(load_data(data_name, quick, device), seed, quick=quick, runs_dir=Path(out) / "runs",
-                         progress=progress)
+    every launcher runs, here, in a worker process (``--jobs``) or in a Slurm job. ``data``: the
+    data set's name (a Slurm job loads it, once per process) or the data set itself (worker
+    processes on this machine get it through shared memory instead of loading it again)."""
+    dataset = data if isinstance(data, datasets.Dataset) else load_data(data, quick, device)
+    history = recipe.run(dataset, seed, quick=quick, runs_dir=Path(out) / "runs", progress=progress)
     if history.diverged:
         print(f"{recipe.key}, seed {seed}: {history.diverged}")
     return history
@@ -187,7 +189,7 @@ def main(argv=None) -> list:
         print_estimates(experiments, dataset, args, len(seeds))
     if args.estimate:
         return []
-    outcomes = run_locally(calls, args.jobs) if args.launcher == "local" else run_on_slurm(calls, args, out)
+    outcomes = run_locally(calls, args.jobs, dataset) if args.launcher == "local" else run_on_slurm(calls, args, out)
     if outcomes is None:
         return []
     report(outcomes)
@@ -236,8 +238,10 @@ def print_estimates(experiments, dataset, args, num_seeds: int):
     print(f"  {'total':22s} {total / 60:8.1f} min (finished runs are loaded, not trained again)")
 
 
-def run_locally(calls: dict, jobs: int) -> dict:
-    """Every run on this machine: in this process (with progress bars), or ``jobs`` at a time."""
+def run_locally(calls: dict, jobs: int, dataset) -> dict:
+    """Every run on this machine, on the loaded ``dataset``: in this process (with progress bars),
+    or ``jobs`` at a time in worker processes."""
+    calls = {name: (recipe, seed, dataset, *rest) for name, (recipe, seed, _, *rest) in calls.items()}
     if jobs == 1:
         return launchers.run_here(run_one, {name: (*args, True) for name, args in calls.items()})
     return launchers.run_in_processes(run_one, calls, jobs)
