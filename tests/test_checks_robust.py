@@ -13,6 +13,7 @@ from course_lib.checks import EXERCISES, ch01 as checks1, ch02 as checks2, ch03 
 from course_lib.checks import ch05 as checks5, ch06 as checks6, ch07 as checks7
 from course_lib.checks import core, your_function_or_reference
 from course_lib.checks.core import CheckResult, Mistake, made, run_check
+from learner_answers import flipped
 
 REFERENCES = {name: getattr(module, name) for module in (ch01, ch02, ch03, ch04, ch05, ch06, ch07) for name in EXERCISES
               if hasattr(module, name)}
@@ -736,15 +737,6 @@ def cat_kp_new_B(X, T, W1, b1, W2, b2, B, lr, lr_B, decay):
 def cat_kp_returned_changes(X, T, W1, b1, W2, b2, B, lr, lr_B, decay):
     new = kp_(X, T, W1, b1, W2, b2, B, lr, lr_B, decay)
     return {k: new[k] - old for k, old in zip(new, (W1, b1, W2, b2, B))}
-
-
-def flipped(*factors):
-    def local_factors():
-        answer = ch01.local_factors()
-        for f in factors:
-            answer[f] = not answer[f]
-        return answer
-    return local_factors
 
 
 CATALOGUE = [  # (exercise, wrong learner function, the diagnosis it gets)

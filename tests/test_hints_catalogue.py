@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from course_lib.chapters import ch01
 from course_lib.checks import EXERCISES
+from learner_answers import flipped
 
 sig = torch.sigmoid
 
@@ -109,15 +110,6 @@ BACKPROP_RIGHT = [("einsum_tuple", bp_einsum), ("autograd", bp_autograd),
 
 
 # ---------------------------------------------------------------- chapter 1: which factors are local
-
-def flipped(*factors):
-    def local_factors():
-        answer = ch01.local_factors()
-        for f in factors:
-            answer[f] = not answer[f]
-        return answer
-    return local_factors
-
 
 LOCAL = [
     ("x_j_not_local", flipped("x_j"), "x_j", ["'x_j' is local"]),
