@@ -95,12 +95,13 @@ def worker_context():
     return context
 
 
-def run_in_processes(fn, calls: dict, jobs: int) -> dict:
-    """``{name: Outcome}``, ``jobs`` calls at a time in fresh worker processes with
+def run_in_processes(fn, calls: dict, jobs: int, progress: bool = True) -> dict:
+    """``{name: Outcome}``, ``jobs`` calls at a time in worker processes (:func:`worker_context`) with
     :func:`threads_per_job` torch threads each; a call that raises is reported as failed with its
-    traceback, and the others go on."""
+    traceback, and the others go on. ``progress``: a line per finished call (off on a book page)."""
     threads = threads_per_job(jobs)
-    print(f"Running {len(calls)} jobs, {jobs} at a time, {threads} torch thread(s) each.")
+    say = print if progress else (lambda *_: None)
+    say(f"Running {len(calls)} jobs, {jobs} at a time, {threads} torch thread(s) each.")
     outcomes = {}
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=worker_context()) as pool:
         futures = {pool.submit(with_threads, threads, fn, *args): name for name, args in calls.items()}
@@ -112,7 +113,7 @@ def run_in_processes(fn, calls: dict, jobs: int) -> dict:
                 text = "".join(traceback.format_exception(error))
                 print(f"{name} failed:\n{text}", file=sys.stderr)
                 outcomes[name] = Outcome("failed", error=last_error_line(text))
-            print(f"[{len(outcomes)}/{len(calls)}] {name}: {outcomes[name].status}")
+            say(f"[{len(outcomes)}/{len(calls)}] {name}: {outcomes[name].status}")
     return {name: outcomes[name] for name in calls}
 
 

@@ -15,9 +15,7 @@ The rule of a recipe is drawn from the run's seed (``RuleSpec(FeedbackAlignment)
 own random matrices and noise (B, F, dropout masks, mirror noise, negative labels) change with
 the seed, and the spread over seeds includes them.
 """
-import contextlib
 import inspect
-import io
 import statistics
 import time
 from dataclasses import dataclass, field, replace
@@ -396,8 +394,7 @@ def run_many(calls: dict, data, jobs: int = 1) -> dict:
     args = {key: (recipe, data, seed, on_epoch) for key, (recipe, seed, on_epoch) in calls.items()}
     if jobs == 1 or len(calls) <= 1:
         return {key: outcome.result for key, outcome in launchers.run_here(run_recipe, args).items()}
-    with contextlib.redirect_stdout(io.StringIO()):                       # no line per run on a page
-        outcomes = launchers.run_in_processes(run_recipe, args, jobs)
+    outcomes = launchers.run_in_processes(run_recipe, args, jobs, progress=False)
     failed = {key: o.error for key, o in outcomes.items() if o.status != "done"}
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(calls)} runs failed: " +
