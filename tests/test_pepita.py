@@ -23,15 +23,20 @@ def case(sizes=(9, 7, 6, 4), batch=5, seed=0):
     return net, X, y, F
 
 
-def manual_pepita(net, X, y, F, sign, output_error, update):
-    """Both passes and the updates written out with plain torch."""
+def manual_pepita(net, X, y, F, sign, output_error, update, normalise=None):
+    """Both passes and the updates written out with plain torch; ``normalise`` "rms" or "frobenius"
+    divides each hidden activity matrix by its root mean square or its matrix norm."""
     T = torch.nn.functional.one_hot(y, net.sizes[-1]).to(X.dtype)
 
     def forward(x):
         h = [x]
         for l, (W, b) in enumerate(zip(net.W, net.b)):
             a = h[-1] @ W.T + b
-            h.append(a if l == net.num_layers - 1 else torch.relu(a))
+            if l < net.num_layers - 1:
+                a = torch.relu(a)
+                if normalise:
+                    a = a / (a.square().mean().sqrt() if normalise == "rms" else torch.linalg.matrix_norm(a))
+            h.append(a)
         return h
 
     h = forward(X)
@@ -60,6 +65,21 @@ def test_update_matches_manual_computation(sizes, sign, output_error, update):
     for name, w in want.items():
         torch.testing.assert_close(got[name], w, msg=name)
     torch.testing.assert_close(loss, net.loss(net(X), net.targets(y)))
+
+
+@pytest.mark.parametrize("normalise", ["rms", "frobenius"])
+def test_normalised_update_without_biases_matches_manual_computation(normalise):
+    """Normalised activity in both passes (the follow-up's option, in either form) and, with
+    biases=False, no bias update at all, so the biases stay where they are."""
+    net, X, y, F = case((9, 7, 6, 4))
+    rule = PEPITA.with_projection(F, normalise=normalise, biases=False).bind(net)
+    got, _ = rule.updates(net, X, y)
+    want = manual_pepita(net, X, y, F, -1, "modulated", "difference", normalise)
+    assert list(got) == ["W1", "W2", "W3"]
+    for name, g in got.items():
+        torch.testing.assert_close(g, want[name], msg=name)
+    rms, frob = (PEPITA.with_projection(F, normalise=n).bind(net).forward(net, X).h[1] for n in ("rms", "frobenius"))
+    torch.testing.assert_close(rms, frob * (len(X) * 7) ** 0.5)       # the two forms differ by √(batch · n_1)
 
 
 def test_dropout_uses_one_mask_for_both_passes():
@@ -133,7 +153,7 @@ def test_bad_input_gets_a_clear_message(digits):
         PEPITA.with_projection(torch.zeros(10, 784)).bind(net)
     with pytest.raises(ValueError, match="flatten"):
         PEPITA().bind(net).updates(net, torch.zeros(4, 28, 28), torch.zeros(4, dtype=torch.long))
-    for bad in (dict(sign=0), dict(output_error="second"), dict(keep=0), dict(update="hebb")):
+    for bad in (dict(sign=0), dict(output_error="second"), dict(keep=0), dict(update="hebb"), dict(normalise="l2")):
         with pytest.raises(ValueError):
             PEPITA(**bad)
 

@@ -20,11 +20,15 @@ angle rises above 90°. ẽ is the error of the modulated pass (``output_error="
 ICML code) or of the clean pass (``"clean"``, as in the follow-up code).
 
 Options of the published recipes: ``keep`` (dropout keeping that fraction of hidden units, the same
-mask in both passes), ``normalise`` (each hidden layer's activity divided by its root mean square over
-the batch and the units; the follow-up code divides by the Frobenius norm, which is √(batch · n_l)
-times larger and so only rescales the learning rate of the layer above), and ``update="hebbian"``, the time-local form of the follow-up
-paper written as one step: ΔW_l = h_lᵀ h_{l-1} / batch - h̃_lᵀ h̃_{l-1} / batch (Chapter 7 compares it
-with Forward-Forward).
+mask in both passes); ``normalise`` (each hidden layer's activity, after dropout, divided by one
+number computed over the whole batch: its root mean square, "rms", or, as the follow-up code does, its
+Frobenius norm, "frobenius", which is √(batch · n_l) times larger: 256 times at batch 64 and 1,024
+units. That makes the activity, every update and the output layer's input 256 times smaller, so the
+two forms need learning rates orders of magnitude apart); ``biases=False`` (no bias learns: the
+follow-up code's network has none, and a learned output bias would outweigh the tiny inputs of the
+output layer under "frobenius"); and ``update="hebbian"``, the time-local form of the follow-up paper
+written as one step: ΔW_l = h_lᵀ h_{l-1} / batch - h̃_lᵀ h̃_{l-1} / batch (Chapter 7 compares it with
+Forward-Forward).
 """
 import math
 
@@ -42,19 +46,36 @@ def projection_matrix(n_in: int, n_out: int, scale: float, generator, like: torc
     return F.to(device=like.device, dtype=like.dtype)
 
 
+def normalise_mode(normalise) -> str | None:
+    """PEPITA's ``normalise`` option as None, "rms" or "frobenius" (True means "rms")."""
+    mode = "rms" if normalise is True else normalise or None
+    if mode not in (None, "rms", "frobenius"):
+        raise ValueError(f"normalise is False, 'rms' (or True) or 'frobenius', got {normalise!r}.")
+    return mode
+
+
+def normalised(h: torch.Tensor, mode: str) -> torch.Tensor:
+    """h (batch, n_l) divided by one number over the whole batch: its root mean square ("rms": the
+    entries then have mean square 1) or its Frobenius norm ("frobenius": the matrix has norm 1)."""
+    size = h.pow(2).mean() if mode == "rms" else h.pow(2).sum()
+    return h / size.sqrt().clamp_min(1e-12)
+
+
 class PEPITA(LearningRule):
     """PEPITA for a network of any depth (at least one hidden layer); module docstring for the maths.
 
     ``F_scale``: F's entries are F_scale · U(±√(6/n_in)) (published: 0.05); ``sign``: -1 for
     x - F e (the course's convention), +1 for x + F e; ``output_error``: "modulated" or "clean";
-    ``keep``: fraction of hidden units kept by dropout (1: no dropout); ``normalise``: divide each
-    hidden layer's activity by its root mean square over the batch; ``update``: "difference" or "hebbian";
-    ``seed``: draws F and the dropout masks.
+    ``keep``: fraction of hidden units kept by dropout (1: no dropout); ``normalise``: False, or divide
+    each hidden layer's activity by its root mean square over the batch ("rms", or True) or by its
+    Frobenius norm ("frobenius"); ``biases``: False keeps every bias at zero; ``update``: "difference"
+    or "hebbian"; ``seed``: draws F and the dropout masks.
     """
     name = "PEPITA"
 
     def __init__(self, F_scale: float = 0.05, sign: int = -1, output_error: str = "modulated",
-                 keep: float = 1.0, normalise: bool = False, update: str = "difference", seed: int = 0):
+                 keep: float = 1.0, normalise: bool | str = False, biases: bool = True, update: str = "difference",
+                 seed: int = 0):
         if sign not in (-1, 1):
             raise ValueError(f"sign is -1 (x - F e) or +1 (x + F e), got {sign!r}.")
         if output_error not in ("modulated", "clean"):
@@ -64,7 +85,8 @@ class PEPITA(LearningRule):
         if not 0 < keep <= 1:
             raise ValueError(f"keep, the fraction of hidden units dropout keeps, must be in (0, 1], got {keep}.")
         self.F_scale, self.sign, self.output_error, self.keep = F_scale, sign, output_error, keep
-        self.normalise, self.update, self.seed = normalise, update, seed
+        self.normalise = normalise_mode(normalise)
+        self.biases, self.update, self.seed = biases, update, seed
         self.F, self.mask_generator = None, None
 
     @classmethod
@@ -100,10 +122,10 @@ class PEPITA(LearningRule):
             a_l = a_1 if l == 0 and a_1 is not None else torch.addmm(b, h[-1], W.T)   # (batch, n_l)
             h_l = net.activation_of(l)(a_l)
             if l < net.num_layers - 1:
-                if self.normalise:                                             # RMS over the batch: 1
-                    h_l = h_l / h_l.pow(2).mean().sqrt().clamp_min(1e-12)
                 if masks is not None:
                     h_l = h_l * masks[l]
+                if self.normalise:
+                    h_l = normalised(h_l, self.normalise)
             a.append(a_l)
             h.append(h_l)
         return ForwardPass(h, a)
@@ -143,6 +165,8 @@ class PEPITA(LearningRule):
         L = net.num_layers
         updates[f"W{L}"] = e_top.T @ mod.h[L - 1] / batch                   # (n_out, n_{L-1})
         updates[f"b{L}"] = e_top.mean(dim=0)
+        if not self.biases:                                                   # no update: b stays at 0
+            updates = {name: u for name, u in updates.items() if name.startswith("W")}
         return updates, net.loss(clean.output, T)
 
     def hidden_update(self, net: MLP, l: int, clean: ForwardPass, mod: ForwardPass):

@@ -226,12 +226,12 @@ class MirroredPEPITA(Mirror, PEPITA):
     name = "PEPITA+WM"
 
     def __init__(self, F_scale: float = 0.05, sign: int = -1, output_error: str = "modulated",
-                 keep: float = 1.0, normalise: bool = False, update: str = "difference",
+                 keep: float = 1.0, normalise: bool | str = False, biases: bool = True, update: str = "difference",
                  noise_std: float = 0.1, mirror_lr: float = 0.01, mirror_decay: float = 1e-4,
                  mirror_batch: int = 64, premirror_steps: int = 0, mirror_in_training: bool = True,
                  noise: str = "gaussian", noise_mean: float = 0.0, response: str = "layer", seed: int = 0):
         super().__init__(F_scale=F_scale, sign=sign, output_error=output_error, keep=keep,
-                         normalise=normalise, update=update, seed=seed)
+                         normalise=normalise, biases=biases, update=update, seed=seed)
         if sign != -1:
             raise ValueError("MirroredPEPITA needs sign=-1 (x - F e): mirroring turns F towards "
                              "+(W_L D ⋯ D W_1)ᵀ, which only helps with that convention.")
