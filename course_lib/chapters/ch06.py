@@ -92,14 +92,14 @@ def ablation_label(recipe) -> str:
     return "PEPITA" + "".join(f" + {name}" for name, on in parts if on)
 
 
-def pepita_ablation(data, num_epochs: int, on_epoch=None, jobs: int = 1) -> tuple:
+def pepita_ablation(data, num_epochs: int, on_epoch=None, jobs: int = 1, seed: int = 0) -> tuple:
     """Train the six PEPITA variants of the published ablation (their recipes, on a budget of
-    ``num_epochs``; ``jobs`` at a time, :func:`course_lib.recipes.run_many`) and return (rows,
+    ``num_epochs``, from ``seed``; ``jobs`` at a time, :func:`course_lib.recipes.run_many`) and return (rows,
     histories): one row per variant {"variant", "weight decay", "normalisation", "mirroring", "test
     accuracy (%)", "published (%)", "angle F (°)"}, histories keyed by the variants' labels. In full
     mode every run is saved in the shared cache and loaded again."""
     budgets = {ablation_label(recipe): recipe for recipe in (ablation_recipe(v, num_epochs) for v in ABLATION)}
-    histories = run_many({label: (recipe, 0, on_epoch) for label, recipe in budgets.items()}, data, jobs)
+    histories = run_many({label: (recipe, seed, on_epoch) for label, recipe in budgets.items()}, data, jobs)
     rows = []
     for label, recipe in budgets.items():
         history = histories[label]
