@@ -74,3 +74,24 @@ def test_depth_study_retries_at_a_third_of_the_lr(digits, monkeypatch):
     assert depth["BP"] == {"1": (90.0, 0.1), "2": (90.0, 0.1)}
     assert depth["FA"] == {"1": (90.0, 0.011111), "2": (90.0, 0.011111)}
     assert sorted(lr for name, _, lr in tried if name == "FA") == [0.011111, 0.011111, 0.033333, 0.033333, 0.1, 0.1]
+
+
+def test_compare_chooses_on_the_first_seed_and_reports_only_the_seeds_asked_for(digits, monkeypatch):
+    """With seeds [10, 11] the lr grid runs at seed 10, the chosen lr again at seed 11, and seed 0
+    (the default) never runs: a reader who changes the seeds changes every run of the table."""
+    ran = []
+
+    def fake_run_many(calls, data, probe=None, jobs=1):
+        ran.extend((name, seed, lr) for name, seed, _, lr in calls.values())
+        result = {}
+        for key, (name, seed, _, lr) in calls.items():
+            result[key] = h = History()
+            for acc in (0.5, 0.9 if lr == ch08.RULES[name].lr else 0.8):
+                h.log(val_acc=acc, test_acc=acc, seconds=1.0)
+        return result
+
+    monkeypatch.setattr(ch08, "run_many", fake_run_many)
+    rows, histories, grid = ch08.compare(["BP"], digits, [10, 11], probe=None)
+    lr = ch08.RULES["BP"].lr
+    assert sorted(ran) == sorted([("BP", 10, g) for g in ch08.lr_grid("BP")] + [("BP", 11, lr)])
+    assert grid["BP"][0] == lr and len(histories["BP"]) == 2

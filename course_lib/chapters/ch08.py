@@ -6,7 +6,7 @@ measured the same way. The rule contract (:mod:`course_lib.rules.base`) makes th
   class count). Its lr is the middle of the rule's grid.
 * :func:`lr_grid` — the learning rates tried for a rule: a third of, equal to and three times its
   recipe's.
-* :func:`choose_lr` — of a rule's runs at every lr of its grid (seed 0), the lr with the best final
+* :func:`choose_lr` — of a rule's runs at every lr of its grid (the first seed), the lr with the best final
   validation accuracy (never the test set).
 * :func:`compare` — every rule's grid, then every rule at its chosen lr over several seeds
   (train-or-load), one row each.
@@ -78,15 +78,16 @@ def summary_row(name: str, lr: float, histories: list) -> dict:
 
 
 def compare(names, data, seeds, probe, jobs: int = 1) -> tuple:
-    """Every rule in ``names`` on the same data and network: the runs of its lr grid (seed 0), the lr
-    chosen on validation (:func:`choose_lr`), then the other ``seeds`` at that lr; ``jobs`` runs at
+    """Every rule in ``names`` on the same data and network: the runs of its lr grid (the first of
+    ``seeds``), the lr chosen on validation (:func:`choose_lr`), then the other ``seeds`` at that lr; ``jobs`` runs at
     a time (:func:`run_many`). Returns (rows, histories, grid): histories[name] the per-seed
     histories, grid[name] = (chosen lr, {lr: validation accuracy})."""
-    tried = run_many({(name, lr): (name, 0, None, lr) for name in names for lr in lr_grid(name)}, data, probe, jobs)
+    first, *others = seeds
+    tried = run_many({(name, lr): (name, first, None, lr) for name in names for lr in lr_grid(name)}, data, probe, jobs)
     grid = {name: choose_lr({lr: tried[name, lr] for lr in lr_grid(name)}) for name in names}
-    more = run_many({(name, seed): (name, seed, None, grid[name][0]) for name in names for seed in seeds if seed != 0},
+    more = run_many({(name, seed): (name, seed, None, grid[name][0]) for name in names for seed in others},
                     data, probe, jobs)
-    histories = {name: [tried[name, grid[name][0]] if seed == 0 else more[name, seed] for seed in seeds]
+    histories = {name: [tried[name, grid[name][0]], *(more[name, seed] for seed in others)]
                  for name in names}
     rows = [summary_row(name, grid[name][0], histories[name]) for name in names]
     return rows, histories, grid
