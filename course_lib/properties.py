@@ -12,6 +12,23 @@ from typing import NamedTuple
 
 COLUMNS = ("no weight transport", "local updates", "no frozen activity", "no update locking")
 
+# The kinds of factor an update can contain ("Local updates" on the page). A factor is local when it
+# is one of LOCAL_KINDS; the graded key of exercise 1.2 (``chapters.ch01.LOCAL_FACTORS``) is derived
+# from this, so the exercise and the page cannot disagree.
+PRE = "pre"                            # the presynaptic activity, as it arrives at the synapse
+POST = "post"                          # the postsynaptic neuron's own state, or a signal through its own synapses
+BROADCAST_SCALAR = "broadcast scalar"  # one number sent alike to all synapses (a neuromodulator)
+BROADCAST_VECTOR = "broadcast vector"  # a few numbers sent alike to every neuron of a layer (the output error)
+OTHER_SYNAPSE = "other synapse"        # the strength or sign of a synapse on another neuron
+LOCAL_KINDS = (PRE, POST, BROADCAST_SCALAR, BROADCAST_VECTOR)
+
+
+def is_local(kind: str) -> bool:
+    """True when a factor of this kind is local to its synapse (book/properties.md, "Local updates")."""
+    if kind not in LOCAL_KINDS + (OTHER_SYNAPSE,):
+        raise ValueError(f"unknown kind of factor {kind!r}: use one of {LOCAL_KINDS + (OTHER_SYNAPSE,)}")
+    return kind in LOCAL_KINDS
+
 # The three marks. True and False are accepted for YES and NO.
 YES, NO, PARTLY = "yes", "no", "partly"
 SYMBOLS = {YES: "✓", NO: "✗", PARTLY: "◐ partly"}
@@ -88,6 +105,20 @@ def _symbol(mark) -> str:
 def rules_up_to(up_to_chapter: int | None = None) -> list:
     """The keys of the rules introduced up to ``up_to_chapter`` (default: all), in book order."""
     return [r for r, row in ROWS.items() if up_to_chapter is None or row.chapter <= up_to_chapter]
+
+
+def rules_marked(column: str, mark=YES) -> list:
+    """The keys of the rules whose mark in ``column`` is ``mark``, in book order."""
+    if column not in COLUMNS:
+        raise ValueError(f"unknown column {column!r}: use one of {COLUMNS}")
+    j = COLUMNS.index(column)
+    return [rule for rule, row in ROWS.items() if row.marks[j] == mark]
+
+
+def name_rules(rules: list) -> str:
+    """The rules as a list for the prose: "Weight and node perturbation (chapter 2); ...; Forward-Forward
+    (chapter 7)" (semicolons, since a rule's name may hold a comma)."""
+    return "; ".join(f"{ROWS[r].name} (chapter {ROWS[r].chapter})" for r in rules)
 
 
 def property_table_markdown(up_to_chapter: int | None = None) -> str:

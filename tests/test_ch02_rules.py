@@ -263,3 +263,15 @@ def test_function_rule_passes_the_noise_to_the_learner_function():
         for name, u in got.items():
             torch.testing.assert_close(u, want[f"d{name}"])
         torch.testing.assert_close(loss, Backprop().updates(net, X, y)[1])
+
+
+def test_a_running_average_baseline_costs_variance_that_grows_as_one_over_sigma_squared():
+    """Chapter 2, "The baseline": with the clean loss as baseline the total variance of weight
+    perturbation is (P + 1)‖g‖² at every small σ; a running average of other inputs' losses adds
+    ε²/σ² per weight, so each tenfold smaller σ makes it about a hundred times noisier."""
+    rows = ch02.baseline_variance([1e-2, 1e-3], M=4, N=5, num_samples=20_000)
+    P = 4 * 5
+    for row in rows:
+        assert row["clean"] == pytest.approx(P + 1, rel=0.1)
+        assert row["running"] > 100 * row["clean"]
+    assert rows[1]["running"] / rows[0]["running"] == pytest.approx(100, rel=0.1)

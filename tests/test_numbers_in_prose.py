@@ -1,7 +1,12 @@
 """A result in the prose is computed by the page's own run or cited: every sentence of the book's
 pages and notebook text that has a number followed by "%" or "°" holds a glue reference, a citation,
 or is on the allow-list below with the reason it is neither (a definition, a setting of a recipe,
-arithmetic shown on the page). A hard-coded measured result cannot come back silently."""
+arithmetic shown on the page). A hard-coded measured result cannot come back silently.
+
+The same holds for a result said in words: a sentence that speaks of a run (or a table, a figure,
+what a chapter shows) with an outcome word ("barely moved", "keeps up", "close to its converged
+accuracy", "helps") holds a glue reference, a citation, or a condition ("if", "when", ...), or is on
+the second allow-list with its reason."""
 import json
 import re
 from pathlib import Path
@@ -20,6 +25,20 @@ ALLOWED = {  # a phrase of the sentence: why it is neither glued nor cited
     "90 % of the hidden units": "a setting of the published recipe (dropout keeps 90 %)",
     "60 % and 90 %": "a recipe's schedule: lr ÷ 10 after these fractions of the epochs",
     "about 10 % of them then carry the true label": "arithmetic: a shuffled label is the true one 1 time in 10",
+}
+
+
+RUN = re.compile(r"\b(runs?|the table|the figure|the plot|the curves?|the panels?|trained|chapter \d shows)\b", re.I)
+OUTCOME = re.compile(r"\b(barely|keeps? up|stays? (near|close|at|below|above)|ends? (at|near|up|below|above)|"
+                     r"reach(es|ed)|falls? (to|from|below)|climbs? (to|above)|close to (its|their) converged|"
+                     r"helps?|hurts?|fails?|overtakes?|beats?|outperforms?|(better|worse|faster|slower) than|"
+                     r"did not train|does not train)\b", re.I)
+CONDITIONAL = re.compile(r"\{glue|\{cite|\b(if|when|whether|unless|expect|would|could|should|might|may|typically|"
+                         r"try)\b", re.I)
+ALLOWED_OUTCOMES = {  # a phrase of the sentence: why it reads no run's result
+    "has run its forward computation": "a definition (update locking), not a run",
+    "the page states the budget and what it reached": "describes what the notebook shows, no result",
+    "faster than one run using every core": "how the runs are scheduled; the timings are in How to use",
 }
 
 
@@ -44,6 +63,29 @@ def unexplained(sentence: str) -> bool:
     return bool(NUMBER.search(REFERENCE_ANGLE.sub("", sentence)))
 
 
+def unconditional_outcome(sentence: str) -> bool:
+    if CONDITIONAL.search(sentence) or any(phrase in sentence for phrase in ALLOWED_OUTCOMES):
+        return False
+    return bool(RUN.search(sentence) and OUTCOME.search(sentence))
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_outcome_in_words_is_glued_or_conditional(path):
+    bare = [s for s in sentences(prose(path)) if unconditional_outcome(s)]
+    assert not bare, (f"{path.relative_to(ROOT)}: a sentence reads a run's result in words without a glued "
+                      f"number, a citation or a condition (glue the result, make the sentence conditional, or "
+                      f"add the phrase to ALLOWED_OUTCOMES with a reason):\n" + "\n".join(bare))
+
+
+def test_the_rule_catches_an_outcome_in_words():
+    assert unconditional_outcome("In this run the angles have barely moved from the start.")
+    assert unconditional_outcome("Backprop is close to its converged accuracy after the run.")
+    assert unconditional_outcome("Chapter 5 shows how normalising the activity helps it.")
+    assert not unconditional_outcome("If the run is short, the angles have barely moved.")
+    assert not unconditional_outcome("In this run the angle ends at {glue:}`angle` degrees.")
+    assert not unconditional_outcome("Backprop sends the error back through the transposed weights.")
+
+
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_number_in_the_prose_is_glued_or_cited(path):
     bare = [s for s in sentences(prose(path)) if unexplained(s)]
@@ -57,3 +99,31 @@ def test_the_rule_catches_a_hard_coded_result():
     assert not unexplained("Backprop reached {glue:text}`acc:.1f` % here.")
     assert not unexplained("PEPITA reached 98.01 % {cite}`dellaferrera2022`.")
     assert not unexplained("Unrelated matrices are 90° apart; equal ones 0°.")
+
+
+TEXT_FILES = (PAGES + sorted(ROOT.glob("book/*/*.ipynb")) + sorted(ROOT.glob("course_lib/**/*.py"))
+              + [ROOT / "README.md", ROOT / "references.bib"])
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")   # every control character but newline (\n) and tab (\t) ...
+
+
+def control_characters(text: str, allow_tab: bool) -> list:
+    """The control characters in text, with a little context; a tab is allowed in code only."""
+    bad = CONTROL.finditer(text) if allow_tab else re.finditer(r"[\x00-\x09\x0b-\x1f\x7f]", text)
+    return [repr(text[max(0, m.start() - 20):m.end() + 20]) for m in bad]
+
+
+@pytest.mark.parametrize("path", TEXT_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_control_characters_in_the_text(path):
+    """A swallowed escape ("\\t" in "\\tilde") leaves a control character that renders as nothing:
+    no page, notebook cell or library file holds one (a tab only in code, never in prose or maths)."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        bad = [b for c in cells for b in control_characters("".join(c["source"]), allow_tab=c["cell_type"] == "code")]
+    else:
+        bad = control_characters(path.read_text(), allow_tab=path.suffix == ".py")
+    assert not bad, f"{path.relative_to(ROOT)}: control characters at " + ", ".join(bad)
+
+
+def test_the_control_character_test_sees_a_swallowed_tilde():
+    assert control_characters("$+\tilde h$", allow_tab=False)
+    assert not control_characters("$+\\tilde h$\n", allow_tab=False)

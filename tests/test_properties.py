@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.properties import (COLUMNS, NO, PARTLY, ROWS, SYMBOLS, YES, Row, property_table_markdown,
-                                   rules_up_to)
+from course_lib.properties import (COLUMNS, LOCAL_KINDS, NO, PARTLY, ROWS, SYMBOLS, YES, Row, is_local,
+                                   name_rules, property_table_markdown, rules_marked, rules_up_to)
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -82,3 +82,31 @@ def test_chapter_pages_show_the_same_table(chapter):
 def test_definitions_page_shows_the_whole_table():
     page = (BOOK / "properties.md").read_text()
     assert property_table_markdown() in _tables(page)
+
+
+def test_the_local_factor_key_follows_the_definition_of_local():
+    """Exercise 1.2's graded key is derived from the page's kinds of local signal, so the two cannot
+    disagree: the output errors e2_k are a broadcast vector (local, as DFA's ✓ says); only W2_ki,
+    a synapse on another neuron, is not local."""
+    from course_lib.chapters import ch01
+    assert {f for f, local in ch01.local_factors().items() if not local} == {"W2_ki"}
+    for factor, (kind, _) in ch01.FACTOR_KINDS.items():
+        assert ch01.local_factors()[factor] == is_local(kind) == (kind in LOCAL_KINDS)
+    with pytest.raises(ValueError, match="unknown kind"):
+        is_local("somewhere")
+
+
+def test_the_page_defines_the_kinds_the_code_uses():
+    """The numbered list of local signals on the page names the kinds in LOCAL_KINDS, in order."""
+    page = (BOOK / "properties.md").read_text()
+    section = page.split("## 2. Local updates")[1].split("## 3.")[0]
+    listed = re.findall(r"^\d\. \*\*(?:a )?([a-z ]+)\*\*", section, re.M)
+    assert listed == list(LOCAL_KINDS)
+
+
+def test_rules_marked_reads_a_column():
+    assert rules_marked("no frozen activity") == ["WP/NP", "PEPITA-TL", "FF"]
+    assert "PEPITA" not in rules_marked("no frozen activity")
+    assert name_rules(["BP", "FF"]) == "Backpropagation (chapter 1); Forward-Forward (chapter 7)"
+    with pytest.raises(ValueError, match="unknown column"):
+        rules_marked("fast")

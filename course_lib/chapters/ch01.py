@@ -4,6 +4,7 @@ The exercises' reference implementations (used by the checks, and by the noteboo
 exercise is left unfinished) and the small simulations that make the four problems concrete.
 """
 from ..network import MLP, ForwardPass
+from ..properties import BROADCAST_VECTOR, OTHER_SYNAPSE, POST, PRE, is_local
 from ..rules import Backprop, LearningRule, output_error, outer_product_updates, propagate_errors
 from .common import as_updates, exercise_grads, learner_rule_name, require_chapter_network
 
@@ -48,20 +49,24 @@ class MovedOnBackprop(LearningRule):
 
 
 # Exercise "Which factors are local?": ΔW1_ij = x_j · f'(a1_i) · Σ_k W2_ki e2_k and ΔW2_ki = h1_i · e2_k.
+# Each factor has a kind from the property page's definition of "local"; the key follows from the kind.
 FACTORS = ["x_j", "f'(a1_i)", "W2_ki", "e2_k", "h1_i (for W2_ki)", "e2_k (for W2_ki)"]
-LOCAL_FACTORS = {
-    "x_j": (True, "x_j is the activity of the presynaptic neuron j, which the synapse W1_ij "
-                  "receives directly."),
-    "f'(a1_i)": (True, "f'(a1_i) is the slope of hidden neuron i's own response, available inside "
-                       "the postsynaptic neuron."),
-    "W2_ki": (False, "W2_ki are synapses that neuron i makes on the output neurons, far away on "
-                     "other cells: using them in neuron i's update is the weight transport problem."),
-    "e2_k": (False, "e2_k are the errors of the output neurons; the hidden synapse W1_ij only sees "
-                    "them if some pathway carries them back, so the update is non-local."),
-    "h1_i (for W2_ki)": (True, "h1_i is the activity of the presynaptic hidden neuron of synapse W2_ki."),
-    "e2_k (for W2_ki)": (True, "for the output synapse W2_ki, e2_k is the error of its own "
-                               "postsynaptic neuron k (given the target there): local."),
+FACTOR_KINDS = {
+    "x_j": (PRE, "x_j is the activity of the presynaptic neuron j, which the synapse W1_ij receives directly."),
+    "f'(a1_i)": (POST, "f'(a1_i) is the slope of hidden neuron i's own response, available inside the "
+                       "postsynaptic neuron."),
+    "W2_ki": (OTHER_SYNAPSE, "W2_ki are synapses that neuron i makes on the output neurons, far away on other "
+                             "cells: using their strengths in neuron i's update is what makes backprop's hidden "
+                             "update non-local (and delivering them is the weight transport problem)."),
+    "e2_k": (BROADCAST_VECTOR, "e2_k are the errors of the output neurons, a few numbers that a pathway could "
+                               "broadcast alike to every hidden neuron (direct feedback alignment, chapter 3, "
+                               "does exactly that). By the property page's definition such a broadcast vector "
+                               "is local; what is not local is the weighting by W2_ki."),
+    "h1_i (for W2_ki)": (PRE, "h1_i is the activity of the presynaptic hidden neuron of synapse W2_ki."),
+    "e2_k (for W2_ki)": (POST, "for the output synapse W2_ki, e2_k is the error of its own postsynaptic "
+                               "neuron k (given the target there)."),
 }
+LOCAL_FACTORS = {factor: (is_local(kind), why) for factor, (kind, why) in FACTOR_KINDS.items()}
 
 
 def local_factors() -> dict:

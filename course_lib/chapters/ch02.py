@@ -114,6 +114,35 @@ def variance_versus_size(sizes, sigma=1e-3, lr=1.0, num_samples=4000, seed=0, dt
     return rows
 
 
+def baseline_variance(sigmas, M=10, N=20, num_samples=4000, window=20, seed=0, dtype=torch.float64) -> list:
+    """What the baseline costs (Chapter 2, "The baseline"): weight perturbation on the linear network
+    ŷ = W x, W fixed, a fresh sample (x_n, t_n) for every estimate ĝ_n = (L_n(W + ξ_n) - b_n) ξ_n / σ².
+
+    Two baselines b_n: the clean loss L_n(W) of the same sample (a second, clean pass), and the mean
+    of the previous ``window`` noisy losses (noisy passes only). Both keep ĝ_n unbiased, since ξ_n is
+    independent of b_n. For each σ: {"sigma", "clean", "running"}, the total variance
+    mean_n ‖ĝ_n - g_n‖² divided by mean_n ‖g_n‖². Float64 on the CPU."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(M, N, generator=g, dtype=dtype) / N ** 0.5
+    X = torch.randn(num_samples, N, generator=g, dtype=dtype)                # (K, N) one sample per estimate
+    targets = torch.randn(num_samples, M, generator=g, dtype=dtype)          # (K, M)
+    grads = torch.einsum("km,kn->kmn", X @ W.T - targets, X)                # (K, M, N) g_n = (W x_n - t_n) x_nᵀ
+    clean = 0.5 * ((X @ W.T - targets) ** 2).sum(dim=1)                      # (K,) L_n(W)
+    rows = []
+    for sigma in sigmas:
+        xi = torch.randn(num_samples, M, N, generator=g, dtype=dtype) * sigma           # (K, M, N)
+        noisy = 0.5 * ((torch.einsum("kmn,kn->km", W + xi, X) - targets) ** 2).sum(dim=1)   # (K,) L_n(W + ξ_n)
+        previous = torch.cumsum(torch.cat([noisy.new_zeros(1), noisy]), dim=0)
+        running = (previous[window:-1] - previous[:-window - 1]) / window             # mean of the window before n
+        row = {"sigma": sigma}
+        for name, delta, n0 in (("clean", noisy - clean, 0), ("running", noisy[window:] - running, window)):
+            estimates = delta[:, None, None] * xi[n0:] / sigma ** 2                   # (K - n0, M, N)
+            error = ((estimates - grads[n0:]) ** 2).sum(dim=(1, 2)).mean()
+            row[name] = float(error / (grads[n0:] ** 2).sum(dim=(1, 2)).mean())
+        rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------- unbiasedness
 
 @torch.no_grad()

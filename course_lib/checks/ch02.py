@@ -68,6 +68,9 @@ SWAPPED = dict(dW1="dW2", db1="db2", dW2="dW1", db2="db1")
 ALL_FIRST = dict(dW1="dW1", db1="db1", dW2="dW1", db2="db1")
 ALL_SECOND = dict(dW1="dW2", db1="db2", dW2="dW2", db2="db2")
 
+BASELINE_IS_FOR_VARIANCE = ("Without it the estimate is still right on average, but every ξ is scaled by the "
+                            "whole loss instead of the small change the noise caused, so it is far noisier: "
+                            "the clean baseline is there for the variance.")
 WP_MISTAKES = [
     Mistake("loss_difference_sign", lambda **c: wp_with(**c, sign=-1),
             "the loss difference has the opposite sign: use L(θ + ξ) - L(θ), perturbed minus clean, so "
@@ -88,8 +91,8 @@ WP_MISTAKES = [
             "your loss averages over the outputs; the chapter's loss sums over them and averages over the "
             "batch only: L = mean_n ½‖h2 - T‖² = 0.5 * ((h2 - T) ** 2).sum(dim=1).mean()."),
     Mistake("clean_loss_not_subtracted", lambda **c: wp_with(**c, clean=0),
-            "the update uses the perturbed loss L(θ + ξ) alone; it needs the loss difference L(θ + ξ) - L(θ), "
-            "perturbed minus clean: only the change the noise caused says which way is downhill."),
+            "the update uses the perturbed loss L(θ + ξ) alone; the exercise asks for the loss difference "
+            "L(θ + ξ) - L(θ), perturbed minus clean. " + BASELINE_IS_FOR_VARIANCE),
     Mistake("biases_not_perturbed", lambda **c: wp_with(**c, bias_noise=0),
             "the biases were not perturbed: the perturbed loss L(θ + ξ) adds its noise to every parameter, "
             "b1 + xi_b1 and b2 + xi_b2 as well as W1 + xi_W1 and W2 + xi_W2."),
@@ -185,8 +188,8 @@ NP_MISTAKES = [
             "your per-sample loss averages over the outputs; the chapter's loss sums over them: "
             "L_n = ½‖h2_n - T_n‖² = 0.5 * ((h2 - T) ** 2).sum(dim=1)."),
     Mistake("clean_loss_not_subtracted", lambda **c: np_with(**c, clean=0),
-            "the update uses the noisy loss alone; it needs each sample's loss difference "
-            "δL = L_noisy - L_clean: only the change the noise caused says which way is downhill."),
+            "the update uses the noisy loss alone; the exercise asks for each sample's loss difference "
+            "δL = L_noisy - L_clean. " + BASELINE_IS_FOR_VARIANCE),
     Mistake("hidden_noise_not_propagated", lambda **c: np_with(**c, propagate=False),
             "the noisy output was computed from the clean hidden activity, so xi1 never reaches the loss: "
             "compute h1_noisy = σ(X W1ᵀ + b1 + xi1) and feed it into h2_noisy = σ(h1_noisy W2ᵀ + b2 + xi2)."),

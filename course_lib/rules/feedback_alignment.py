@@ -98,8 +98,11 @@ class DirectFeedbackAlignment(FeedbackAlignment):
     """Direct feedback alignment: every hidden layer gets the *output* error through its own fixed
     random matrix, ``e_l = (e_L D_lᵀ) ⊙ f'(a_l)`` with ``D_l`` of shape (n_l, n_L).
 
-    The backprop matrix D_l stands in for is the product (W_L ⋯ W_{l+1})ᵀ of the forward weights
-    above layer l (for the last hidden layer simply W_Lᵀ: with one hidden layer DFA is FA).
+    Backprop would send layer l the error e_L W_L S_{L-1} ⋯ S_{l+1} W_{l+1}, with S_m the per-sample
+    diagonal of layer m's slopes; only for linear layers is that one matrix, (W_L ⋯ W_{l+1})ᵀ in
+    D_l's place. ``feedback_pairs`` compares D_l with that product of the forward weights alone: with
+    nonlinear units a proxy for alignment (Chapter 3, "Direct feedback alignment and sign symmetry").
+    For the last hidden layer it is simply W_Lᵀ: with one hidden layer DFA is FA.
     """
     name = "DFA"
     prefix, first = "D", 1   # D_l belongs to hidden layer l: names "D1", "D2", ...
