@@ -98,17 +98,32 @@ def table_path(out: Path, data_name: str) -> Path:
     return out / f"reproduction{suffix}.md"
 
 
+def merged_rows(rows: list, path: Path, title: str) -> list:
+    """``rows`` merged by experiment into the table already at ``path`` (its CSV), when that table was
+    written under the same title (the same protocol and data): a rerun replaces its own row, a new
+    experiment is added, the other rows stay. In the order of ``PUBLISHED``."""
+    csv_path = path.with_suffix(".csv")
+    if not (csv_path.exists() and path.exists() and path.read_text().startswith(f"Reproduction ({title}).")):
+        return rows
+    with open(csv_path, newline="") as f:
+        by_key = {row["experiment"]: row for row in csv.DictReader(f) if row.get("experiment") in PUBLISHED}
+    by_key.update({row["experiment"]: row for row in rows})
+    return [by_key[key] for key in PUBLISHED if key in by_key]
+
+
 def write_tables(rows: list, out: Path, quick: bool, epochs: int | None = None) -> Path:
-    """Write the Markdown table and its CSV for the data the rows were measured on; returns the .md path."""
+    """Write the Markdown table and its CSV for the data the rows were measured on, merged into the
+    table already in ``out`` (:func:`merged_rows`); returns the .md path."""
     out.mkdir(parents=True, exist_ok=True)
     path = table_path(out, rows[0]["data"])
+    title = ("quick pipeline check, not the published recipes" if quick else
+             f"a budget of {epochs} epoch(s) of each recipe, not the published recipes, on {rows[0]['data']}"
+             if epochs else f"full recipes, on {rows[0]['data']}")
+    rows = merged_rows(rows, path, title)
     with open(path.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    title = ("quick pipeline check, not the published recipes" if quick else
-             f"a budget of {epochs} epoch(s) of each recipe, not the published recipes, on {rows[0]['data']}"
-             if epochs else f"full recipes, on {rows[0]['data']}")
     done = {row["experiment"] for row in rows}
     missing = [key for key in PUBLISHED if key not in done]
     footer = f"\nNot in this table (not finished with this output folder): {', '.join(missing)}.\n" if missing else ""

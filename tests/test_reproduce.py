@@ -40,7 +40,9 @@ def test_a_second_call_loads_the_finished_runs(quick_run, capsys):
     again = reproduce.main(["--quick", "--out", str(out), "--device", "cpu", "--chapter", "5"])
     printed = capsys.readouterr().out
     assert "estimated time" in printed and printed.count("Loaded") == len(again) == 3
-    assert "Not in this table (not finished with this output folder): akrout_bp" in (out / "reproduction_digits-embedded.md").read_text()
+    with open(out / "reproduction_digits-embedded.csv") as f:        # merged: the other chapters' rows stay
+        assert [r["experiment"] for r in csv.DictReader(f)] == list(PUBLISHED)
+    assert "Not in this table" not in (out / "reproduction_digits-embedded.md").read_text()
     assert {r["experiment"]: r["course (%)"] for r in again} == {r["experiment"]: r["course (%)"] for r in rows
                                                                  if r["chapter"] == 5}
 
@@ -64,6 +66,24 @@ def test_gap_and_tolerance_only_on_the_published_data():
     other = reproduce.table_rows(results, SimpleNamespace(name="Fashion-MNIST"))
     assert {r["gap (points)"] for r in other} == {"— (published on MNIST)"}
     assert {r["within tolerance"] for r in other} == {"—"}
+
+
+def test_a_rerun_replaces_its_own_row_and_keeps_the_others(tmp_path):
+    """`reproduce --only KEY` merges by key into the table already in the folder; a table of another
+    protocol (here a quick check under a full table's name) is replaced, not mixed in."""
+    mnist = SimpleNamespace(name="MNIST")
+    first = reproduce.table_rows({"akrout_bp": [finished(98.0)], "pepita": [finished(97.9)]}, mnist)
+    reproduce.write_tables(first, tmp_path, quick=False)
+    rerun = reproduce.table_rows({"pepita": [finished(98.1)], "ff": [finished(98.3)]}, mnist)
+    path = reproduce.write_tables(rerun, tmp_path, quick=False)
+    with open(path.with_suffix(".csv")) as f:
+        table = {r["experiment"]: r["course (%)"] for r in csv.DictReader(f)}
+    assert table == {"akrout_bp": "98.00", "pepita": "98.10", "ff": "98.30"}
+    assert list(table) == [key for key in PUBLISHED if key in table]
+    assert path.read_text().count("\n| ") == 3 + 1
+    reproduce.write_tables(rerun, tmp_path, quick=True)
+    with open(path.with_suffix(".csv")) as f:
+        assert [r["experiment"] for r in csv.DictReader(f)] == ["pepita", "ff"]
 
 
 def test_each_data_set_has_its_own_table(tmp_path):
