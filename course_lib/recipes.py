@@ -15,7 +15,9 @@ The rule of a recipe is drawn from the run's seed (``RuleSpec(FeedbackAlignment)
 own random matrices and noise (B, F, dropout masks, mirror noise, negative labels) change with
 the seed, and the spread over seeds includes them.
 """
+import contextlib
 import inspect
+import io
 import statistics
 import time
 from dataclasses import dataclass, field, replace
@@ -413,17 +415,27 @@ def run_recipe(recipe: Recipe, data, seed: int, on_epoch=None) -> History:
     return recipe.run(data, seed, on_epoch=on_epoch)
 
 
-def run_many(calls: dict, data, jobs: int = 1) -> dict:
+def run_recipe_quietly(recipe: Recipe, data, seed: int, on_epoch=None) -> History:
+    """:func:`run_recipe` without the training loop's printed notes (a run that blew up or whose loss
+    grew still says so in ``history.diverged`` and ``history.loss_grew``): for a search that tries
+    rates too large on purpose and reports such runs in its own table."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return run_recipe(recipe, data, seed, on_epoch)
+
+
+def run_many(calls: dict, data, jobs: int = 1, quiet: bool = False) -> dict:
     """{key: History} for ``calls`` = {key: (recipe, seed, on_epoch)}, each trained or loaded on
     ``data``: one after the other here when ``jobs`` is 1, else ``jobs`` at a time in worker processes
     (:func:`course_lib.launchers.run_in_processes`, the cores shared out among them: on the course's
     small networks one run per core trains more per second than one run on every core). The data
     reach the workers through shared memory; ``on_epoch`` must then pickle (a module-level function,
-    or :class:`~course_lib.alignment.alignment_tracker`). A run that raises stops with its error."""
+    or :class:`~course_lib.alignment.alignment_tracker`). A run that raises stops with its error.
+    ``quiet``: the runs print no notes (:func:`run_recipe_quietly`)."""
     args = {key: (recipe, data, seed, on_epoch) for key, (recipe, seed, on_epoch) in calls.items()}
+    fn = run_recipe_quietly if quiet else run_recipe
     if jobs == 1 or len(calls) <= 1:
-        return {key: outcome.result for key, outcome in launchers.run_here(run_recipe, args).items()}
-    outcomes = launchers.run_in_processes(run_recipe, args, jobs, progress=False)
+        return {key: outcome.result for key, outcome in launchers.run_here(fn, args).items()}
+    outcomes = launchers.run_in_processes(fn, args, jobs, progress=False)
     failed = {key: o.error for key, o in outcomes.items() if o.status != "done"}
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(calls)} runs failed: " +
