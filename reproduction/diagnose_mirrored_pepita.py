@@ -1,4 +1,4 @@
-"""Why the mirrored PEPITA ablation runs grew unstable when F was mirrored while training (Chapter 6).
+"""How mirroring F while training grows the first layer's feedback W₁F in mirrored PEPITA (Chapter 6).
 
     python reproduction/diagnose_mirrored_pepita.py --data fashion_mnist --epochs 45 --lr 0.01
 

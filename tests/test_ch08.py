@@ -71,9 +71,48 @@ def test_depth_study_retries_at_a_third_of_the_lr(digits, monkeypatch):
 
     monkeypatch.setattr(ch08, "run_many", fake_run_many)
     depth = ch08.depth_study(["BP", "FA"], digits, {"1": [8], "2": [8, 8]}, {"BP": 0.1, "FA": 0.1}, retries=2)
-    assert depth["BP"] == {"1": (90.0, 0.1), "2": (90.0, 0.1)}
-    assert depth["FA"] == {"1": (90.0, 0.011111), "2": (90.0, 0.011111)}
+    assert depth["BP"] == {"1": (90.0, 0.1, True), "2": (90.0, 0.1, True)}
+    assert depth["FA"] == {"1": (90.0, 0.011111, True), "2": (90.0, 0.011111, True)}
     assert sorted(lr for name, _, lr in tried if name == "FA") == [0.011111, 0.011111, 0.033333, 0.033333, 0.1, 0.1]
+
+
+def test_a_run_at_chance_is_tried_again_down_to_a_27th_of_the_lr(digits, monkeypatch):
+    """A run that ends at chance without blowing up or growing its loss (DFA or PEPITA with four
+    hidden layers, say) counts as failed: it is tried at lr/3, lr/9 and lr/27; where none trains,
+    the cell says so (trained False) and holds the best of the tries."""
+    tried = []
+
+    def fake_run_many(calls, data, probe=None, jobs=1):
+        result = {}
+        for key, (name, seed, hidden, lr) in calls.items():
+            tried.append((name, lr))
+            trains = name == "DFA" and lr < 0.005            # only at lr/27
+            result[key] = history([0.1, 0.9 if trains else 0.11 + lr / 100])
+        return result
+
+    monkeypatch.setattr(ch08, "run_many", fake_run_many)
+    depth = ch08.depth_study(["DFA", "PEPITA"], digits, {"4": [8] * 4}, {"DFA": 0.1, "PEPITA": 0.1})
+    assert [lr for name, lr in tried if name == "DFA"] == [0.1, 0.033333, 0.011111, 0.003704]
+    assert depth["DFA"]["4"] == (90.0, 0.003704, True)
+    assert len([lr for name, lr in tried if name == "PEPITA"]) == 4
+    assert depth["PEPITA"]["4"].lr == 0.1 and not depth["PEPITA"]["4"].trained     # the best at-chance try
+
+
+def test_problems_name_what_went_wrong_and_the_grid_marks_its_cells():
+    assert ch08.problems(history([0.1, 0.95]), 10) == []
+    assert ch08.problems(history([0.1, 0.113]), 10) == ["at chance"]
+    assert ch08.problems(history([0.1, 0.6], diverged="Training stopped"), 10) == ["blew up"]
+    assert ch08.problems(history([0.1, 0.1], loss_grew=True), 10) == ["loss grew", "at chance"]
+    grid = {"FA": (0.1, {0.1: 95.0, 0.3: 11.3}, {0.1: [], 0.3: ["blew up", "at chance"]})}
+    assert ch08.grid_rows(grid) == [{"rule": "FA", "lr 1": "**0.1: 95.00**", "lr 2": "0.3: 11.30 (blew up, at chance)"}]
+
+
+def test_runs_of_the_tables_print_no_training_notes(digits, tmp_path, monkeypatch, capsys):
+    """The lr grid tries rates too large on purpose: its runs keep their flags but print nothing."""
+    monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path))
+    runs = ch08.run_many({"big": ("BP", 0, [16], 1e4)}, digits)
+    assert runs["big"].diverged or runs["big"].loss_grew
+    assert "probably too large" not in capsys.readouterr().out
 
 
 def test_compare_chooses_on_the_first_seed_and_reports_only_the_seeds_asked_for(digits, monkeypatch):
