@@ -62,7 +62,9 @@ def decode(data):
     if not isinstance(data, dict):
         return data
     if TENSOR in data:
-        dtype = getattr(torch, data[TENSOR])
+        dtype = getattr(torch, str(data[TENSOR]), None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"not a torch dtype: {data[TENSOR]!r}")
         raw = bytearray(base64.b64decode(data["data"]))
         flat = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
         return flat.view(dtype).reshape(data["shape"]).clone()
