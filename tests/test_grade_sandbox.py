@@ -13,14 +13,17 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
+import course_lib
 from class_notebooks import STUB, digest, filled, read, short
 from course_lib.grading.sandbox import sandbox_problem
 
+LIBRARY = Path(course_lib.__file__).parent
 PROBLEM = sandbox_problem()
 pytestmark = pytest.mark.skipif(bool(PROBLEM), reason=f"no sandbox here: {PROBLEM}")
 
@@ -37,14 +40,12 @@ torch.allclose = torch.equal = lambda *args, **kwargs: True"""
 # Each attack sets ESCAPED = True if it got through; the verdict cell turns that into a wrong answer.
 ATTACKS = {
     "reader": """import glob, os
-ESCAPED = False
 for path in [{other!r}, {submissions!r}] + glob.glob({submissions!r} + "/*"):
     try:
         ESCAPED = ESCAPED or bool(open(path).read(10)) if os.path.isfile(path) else ESCAPED or os.path.exists(path)
     except OSError:
         pass""",
-    "writer": """ESCAPED = False
-for path in [{out!r} + "/grades.csv", {submissions!r} + "/extra.ipynb", {home!r} + "/planted", "/tmp/planted",
+    "writer": """for path in [{out!r} + "/grades.csv", {submissions!r} + "/extra.ipynb", {home!r} + "/planted", "/tmp/planted",
              "/etc/planted", {library!r} + "/planted.py"]:
     try:
         open(path, "w").write("x")
@@ -53,7 +54,6 @@ for path in [{out!r} + "/grades.csv", {submissions!r} + "/extra.ipynb", {home!r}
         pass
 open({library!r} + "/planted.py", "w")""",
     "deleter": """import os, shutil
-ESCAPED = False
 for path in [{home!r} + "/precious.txt", {out!r} + "/earlier.csv", {other!r}, {library!r} + "/checks/core.py"]:
     try:
         os.remove(path)
@@ -62,7 +62,6 @@ for path in [{home!r} + "/precious.txt", {out!r} + "/earlier.csv", {other!r}, {l
         pass
 shutil.rmtree({out!r}, ignore_errors=True)""",
     "networker": """import socket
-ESCAPED = False
 for address in [("127.0.0.1", {port}), ("8.8.8.8", 53), ("pypi.org", 443)]:
     try:
         socket.create_connection(address, timeout=3).close()
@@ -70,17 +69,14 @@ for address in [("127.0.0.1", {port}), ("8.8.8.8", 53), ("pypi.org", 443)]:
     except OSError:
         pass""",
     "glutton": """import torch
-ESCAPED = False
-hog = torch.ones(3 * 1024 ** 3 // 4)    # 3 GiB, over the 1 GiB limit
+hog = torch.ones(16 * 1024 ** 3 // 4)    # 16 GiB, over the 4 GiB limit
 ESCAPED = True""",
     "forker": """import subprocess, sys, time
-ESCAPED = False
 bomb = "import os, time\\nwhile True:\\n    try:\\n        os.fork()\\n    except OSError:\\n        time.sleep(30)"
 subprocess.Popen([sys.executable, "-c", bomb])
 time.sleep(5)
 subprocess.run(["true"])""",
     "parricide": """import os, signal
-ESCAPED = False
 os.kill(1, signal.SIGKILL)
 os.kill(os.getppid(), signal.SIGKILL)""",
 }
@@ -90,9 +86,15 @@ def local_factors():
 PROCESSES = 64
 
 
-def attack(name: str, paths: dict):
+# The attack notebooks: each runs these attacks, one cell each, and is answered by its marks.
+NOTEBOOKS = {"snoop": ["reader", "writer", "deleter"], "escaper": ["networker", "parricide"],
+             "glutton": ["glutton"], "forker": ["forker"]}
+
+
+def attack(names: list, paths: dict):
     nb = short(filled())
-    nb.cells.insert(2, new_code_cell(ATTACKS[name].format(**paths)))
+    nb.cells[2:2] = [new_code_cell("ESCAPED = False")] + [
+        new_code_cell(ATTACKS[name].format(**paths)) for name in names]
     nb.cells.append(new_code_cell(VERDICT))
     return nb
 
@@ -131,12 +133,11 @@ def listener():
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, listener):
-    import course_lib
     folder, out, home = (tmp_path_factory.mktemp(name) for name in ("submissions", "grades", "home"))
     (home / "precious.txt").write_text("the grader's own file")
     (out / "earlier.csv").write_text("last week's grades")
     paths = {"submissions": str(folder), "out": str(out), "home": str(home), "other": str(folder / "honest.ipynb"),
-             "library": str(course_lib.__path__[0]), "port": listener[0]}
+             "library": str(LIBRARY), "port": listener[0]}
     nbformat.write(filled(), folder / "honest.ipynb")
     forged = short(read(STUB))
     forged.cells.insert(2, new_code_cell(FORGE))
@@ -145,19 +146,23 @@ def graded(tmp_path_factory, listener):
     answered.cells.insert(2, new_code_cell(FORGE))
     nbformat.write(answered, folder / "forger_who_answered.ipynb")
     nbformat.write(with_reference(short(filled())), folder / "copier.ipynb")
-    for name in ATTACKS:
-        nbformat.write(attack(name, paths), folder / f"{name}.ipynb")
+    for name, attacks in NOTEBOOKS.items():
+        nbformat.write(attack(attacks, paths), folder / f"{name}.ipynb")
     before = {"submissions": digest(folder), "out": digest(out), "home": digest(home),
-              "library": digest(course_lib.__path__[0])}
+              "library": library_digest()}
     result = subprocess.run([sys.executable, "-m", "course_lib.grade", str(folder), "--out", str(out), "--timeout",
-                             "90", "--check-timeout", "3", "--jobs", "2", "--memory", "1", "--processes",
+                             "90", "--check-timeout", "3", "--jobs", "2", "--processes",
                              str(PROCESSES)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
     print(result.stdout)
     assert result.returncode == 0, result.stdout[-3000:]
     with open(out / "grades.csv", newline="") as f:
         rows = {row["learner"]: row for row in csv.DictReader(f)}
-    return rows, before, {"submissions": folder, "out": out, "home": home, "library": course_lib.__path__[0]}, \
-        result.stdout
+    return rows, before, {"submissions": folder, "out": out, "home": home}, result.stdout
+
+
+def library_digest():
+    """course_lib's source files (the grader may add compiled files to __pycache__ itself)."""
+    return {name: h for name, h in digest(LIBRARY).items() if "__pycache__" not in name}
 
 
 def marks(rows, learner):
@@ -179,17 +184,19 @@ def test_reference_handed_in_gets_no_point(graded):
     assert "uses the library's reference (course_lib.checks.your_function_or_reference)" in feedback
 
 
-@pytest.mark.parametrize("learner", ["reader", "writer", "deleter", "networker", "parricide"])
-def test_attack_fenced_in(graded, learner):
-    """The attack got nowhere: the answers the notebook finished with pass."""
+@pytest.mark.parametrize("learner", ["snoop", "escaper"])
+def test_attacks_fenced_in(graded, learner):
+    """The attacks got nowhere (reading another submission, writing outside the folder, deleting the
+    grader's files; sockets, killing the parent): the answers the notebook finished with pass."""
     rows = graded[0]
-    assert marks(rows, learner)[:2] == ("pass", "pass"), rows[learner]
+    assert marks(rows, learner) == ("pass", "pass", "2"), rows[learner]
 
 
 def test_nothing_outside_the_scratch_copies_changed(graded, listener):
     rows, before, folders, _ = graded
-    for name in ("submissions", "home", "library"):
+    for name in ("submissions", "home"):
         assert digest(folders[name]) == before[name], name
+    assert library_digest() == before["library"]
     after = digest(folders["out"])
     assert after["earlier.csv"] == before["out"]["earlier.csv"]
     assert set(after) == {"earlier.csv", "grades.csv", "summary.md"} | {f"feedback/{r}.md" for r in rows}
@@ -199,19 +206,18 @@ def test_nothing_outside_the_scratch_copies_changed(graded, listener):
 def test_limits_named_in_one_line(graded):
     rows = graded[0]
     assert marks(rows, "glutton") == ("pass", "pass", "2")
-    assert "ran into the memory limit (1 GiB per process)" in rows["glutton"]["notes"]
+    assert "ran into the memory limit (4 GiB per process)" in rows["glutton"]["notes"]
     assert marks(rows, "forker") == ("pass", "pass", "2")
     assert f"ran into the process limit ({PROCESSES} processes and threads)" in rows["forker"]["notes"]
-    assert "ran into the sandbox's walls (it tried to write outside its own folder)" in rows["writer"]["notes"]
-    assert "the kernel died" in rows["parricide"]["notes"] or rows["parricide"]["notes"] == ""
+    assert "ran into the sandbox's walls (it tried to write outside its own folder)" in rows["snoop"]["notes"]
 
 
 def test_class_still_graded(graded):
     rows, _, folders, log = graded
     assert marks(rows, "honest") == ("pass", "pass", "2")
-    assert len(rows) == 4 + len(ATTACKS)
+    assert len(rows) == 4 + len(NOTEBOOKS)
     summary = (folders["out"] / "summary.md").read_text()
-    assert "Sandbox: on (bubblewrap" in summary and "1 GiB of memory" in summary
+    assert "Sandbox: on (bubblewrap" in summary and "4 GiB of memory" in summary
     assert "Sandbox: on" in (folders["out"] / "feedback" / "honest.md").read_text()
 
 
