@@ -71,11 +71,14 @@ for address in [("127.0.0.1", {port}), ("8.8.8.8", 53), ("pypi.org", 443)]:
     "glutton": """import torch
 hog = torch.ones(16 * 1024 ** 3 // 4)    # 16 GiB, over the 4 GiB limit
 ESCAPED = True""",
-    "forker": """import subprocess, sys, time
-bomb = "import os, time\\nwhile True:\\n    try:\\n        os.fork()\\n    except OSError:\\n        time.sleep(30)"
-subprocess.Popen([sys.executable, "-c", bomb])
-time.sleep(5)
-subprocess.run(["true"])""",
+    "forker": """import os, subprocess, sys, time
+bomb = "import os, time\\nwhile True:\\n    try:\\n        os.fork()\\n    except OSError:\\n        time.sleep(0.05)"
+subprocess.Popen([sys.executable, "-c", bomb], stderr=subprocess.DEVNULL)
+time.sleep(3)
+ESCAPED = len([p for p in os.listdir("/proc") if p.isdigit()]) > {processes}
+for attempt in range(100):          # the bomb holds every process there is: this raises
+    subprocess.run(["true"])
+    time.sleep(0.1)""",
     "parricide": """import os, signal
 os.kill(1, signal.SIGKILL)
 os.kill(os.getppid(), signal.SIGKILL)""",
@@ -137,7 +140,7 @@ def graded(tmp_path_factory, listener):
     (home / "precious.txt").write_text("the grader's own file")
     (out / "earlier.csv").write_text("last week's grades")
     paths = {"submissions": str(folder), "out": str(out), "home": str(home), "other": str(folder / "honest.ipynb"),
-             "library": str(LIBRARY), "port": listener[0]}
+             "library": str(LIBRARY), "port": listener[0], "processes": PROCESSES}
     nbformat.write(filled(), folder / "honest.ipynb")
     forged = short(read(STUB))
     forged.cells.insert(2, new_code_cell(FORGE))
