@@ -25,16 +25,14 @@ from that repository when it runs on Google Colab and does nothing elsewhere.
     python -m course_lib.exercises --nbgrader COURSE  # write nbgrader source notebooks into COURSE/source/
 """
 import argparse
-import re
 import sys
 from pathlib import Path
 
 import nbformat
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+from .notebook_format import BEGIN, CHECK_CALL, DEF, END, first_def
+
 ROOT = Path(__file__).resolve().parents[1]
-DEF = re.compile(r"^\s*def (\w+)\(")
-CHECK_CALL = re.compile(r"^check_(\w+)\((.*)\)\s*;?\s*$")
 POINTS = {}  # exercise -> nbgrader points of its check cell; 1 unless listed
 COLAB_TAG = "colab-install"
 
@@ -116,7 +114,7 @@ def add_nbgrader_metadata(nb, assert_checks: bool = False):
             continue
         call = CHECK_CALL.match(cell.source.strip()) if "\n" not in cell.source.strip() else None
         if BEGIN in cell.source:
-            name = next((m.group(1) for m in map(DEF.match, cell.source.split("\n")) if m), f"answer_{k}")
+            name = first_def(cell.source) or f"answer_{k}"
             cell.metadata["nbgrader"] = {"grade": False, "grade_id": unique(name), "locked": False,
                                          "schema_version": 3, "solution": True, "task": False}
         elif call:

@@ -20,7 +20,7 @@ import pytest
 
 from book_build import REPO, BookBuild, jupyter_book_command
 
-GRADING = ("test_grade.py", "test_nbgrader.py")
+GRADING = ("test_grade.py", "test_grade_sandbox.py", "test_nbgrader.py")
 _build = {}   # the background build: {"process", "folder", "log"}
 
 

@@ -1,9 +1,9 @@
 """course-grade end to end: a class of submissions made from the real chapter 1 notebooks (correct,
 wrong in named ways, unfinished, and broken in every way the grader must survive) is graded in one
-command; grades.csv is checked cell by cell, the feedback and the class summary are read back, and
-the submissions folder is left exactly as it was."""
+command, in the sandbox; grades.csv is checked cell by cell, the feedback and the class summary are
+read back, and the submissions folder is left exactly as it was. The attacks on the grader and its
+sandbox are tests/test_grade_sandbox.py."""
 import csv
-import hashlib
 import subprocess
 import sys
 
@@ -11,55 +11,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from course_lib.exercises import ROOT
+from class_notebooks import NO_SLOPE, OTHER_CHAPTER, SIGN, STUB, W2_LOCAL, digest, drop, edit, filled, \
+    insert_after, read, short
+from course_lib.grading.sandbox import sandbox_problem
 
-SOLUTION = ROOT / "solutions" / "01_backprop_implausible" / "backprop_by_hand.ipynb"
-STUB = ROOT / "book" / "01_backprop_implausible" / "backprop_by_hand.ipynb"
-OTHER_CHAPTER = ROOT / "solutions" / "02_perturbation" / "perturbation.ipynb"
-SIGN = ("e2 = (h2 - T) * h2 * (1 - h2)", "e2 = (T - h2) * h2 * (1 - h2)")
-NO_SLOPE = ("e2 = (h2 - T) * h2 * (1 - h2)", "e2 = (h2 - T)")
-W2_LOCAL = ('"W2_ki": False', '"W2_ki": True')
+PROBLEM = sandbox_problem()
+pytestmark = pytest.mark.skipif(bool(PROBLEM), reason=f"no sandbox here: {PROBLEM}")
+
 NOTEBOOK_LIMIT = 60  # seconds per notebook: the endless loop costs this much, no more
-
-
-def read(path):
-    return nbformat.read(path, as_version=4)
-
-
-def filled(solution=SOLUTION, stub=STUB):
-    """The exercise notebook as a learner hands it in: each solution cell filled with the solution."""
-    nb, sol = read(stub), read(solution)
-    for cell, answer in zip(nb.cells, sol.cells):
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            cell.source = answer.source
-    return nb
-
-
-def short(nb):
-    """Only the setup, the data, the exercise cells and their checks (fast to run)."""
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    keep = code[:2] + [c for c in code[2:] if "def backprop_two_layer" in c.source or "def local_factors" in c.source
-                       or c.source.startswith("check_")]
-    nb.cells = keep
-    return nb
-
-
-def edit(nb, *replacements):
-    for cell in nb.cells:
-        for old, new in replacements:
-            cell.source = cell.source.replace(old, new)
-    return nb
-
-
-def insert_after(nb, text, cell):
-    k = next(i for i, c in enumerate(nb.cells) if text in c.source)
-    nb.cells.insert(k + 1, cell)
-    return nb
-
-
-def drop(nb, text):
-    nb.cells = [c for c in nb.cells if text not in c.source]
-    return nb
 
 
 def make_class(folder):
@@ -106,11 +65,6 @@ EXPECTED = {  # learner: (backprop_two_layer, local_factors, points, words in no
     "judy": ("pass", "pass", "2", ""),
     "kate": ("wrong: error_sign", "timeout", "0", ""),
 }
-
-
-def digest(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +126,8 @@ def test_class_summary(graded):
     _, _, out, _ = graded
     summary = (out / "summary.md").read_text()
     assert "12 learners." in summary
-    assert "| backprop_two_layer | 5/12 | 3 | 2 | 2 | 0 | error_sign (2), no_output_slope (1) |" in summary
+    assert "Sandbox: on (bubblewrap" in summary
+    assert "| backprop_two_layer | 5/12 | 3 | 0 | 2 | 2 | 0 | error_sign (2), no_output_slope (1) |" in summary
     line = next(l for l in summary.splitlines() if l.startswith("| local_factors"))
-    assert line.startswith("| local_factors | 4/12 | 1 | 3 | 2 | 2 | W2_ki (1) |"), line
+    assert line.startswith("| local_factors | 4/12 | 1 | 0 | 3 | 2 | 2 | W2_ki (1) |"), line
     assert "- dave:" in summary and "- frank:" in summary

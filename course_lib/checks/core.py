@@ -19,7 +19,9 @@ mistake that explains it, in this order:
   the values are explained.
 
 The learner's function is called positionally, in the documented order of its parameters, in a
-daemon thread that gets ``TIME_LIMIT`` seconds per case. What it prints is collected and shown,
+daemon thread that gets ``TIME_LIMIT`` seconds per case. A function that runs elsewhere (the
+grader's stand-in for a learner's function in a sandboxed kernel, :mod:`course_lib.grading.remote`)
+says so with ``runs_elsewhere`` and keeps its own ``time_limit``. What it prints is collected and shown,
 shortened, above the check's line. Global state it changes (the random generators of torch, CUDA,
 NumPy and Python, torch's default dtype and thread count) is put back after each call, so a check
 leaves the learner's kernel as it found it, and a line above the check's says what was changed.
@@ -39,7 +41,7 @@ import numpy as np
 import torch
 
 PASS, FAIL, TODO = "✅", "❌", "✏️"
-TIME_LIMIT = 5.0  # seconds per call of the learner's function; set course_lib.checks.core.TIME_LIMIT to change
+TIME_LIMIT = 5.0  # seconds per call of the learner's function in a notebook
 FACTOR_ENTRIES = 4  # an output needs this many non-zero entries before a common factor means anything
 RANDOM_STATE = ("torch's random generator", "the CUDA random generators", "NumPy's random generator",
                 "Python's random module")
@@ -273,14 +275,14 @@ def call_learner(exercise, fn, case, shape_hint="", mistakes=(), drew=None):
     require_callable(exercise, fn)
     inputs = clone(case.inputs)
     where = f" on a test case with {case.label}" if case.label else ""
-    changed = []
+    changed, limit = [], getattr(fn, "time_limit", TIME_LIMIT)
     try:
         with global_state_kept(changed):
-            out = call_with_time_limit(fn, list(inputs.values()), TIME_LIMIT)
+            out = call_with_time_limit(fn, list(inputs.values()), limit)
     except NotImplementedError:
         raise Wrong(NOT_IMPLEMENTED, "not_implemented") from None
     except TookTooLong:
-        raise Wrong(f"your function took longer than {TIME_LIMIT:g} s{where}. Look for a loop that never "
+        raise Wrong(f"your function took longer than {limit:g} s{where}. Look for a loop that never "
                     f"ends, or one over far more items than the inputs have.", "too_slow") from None
     except (Exception, SystemExit) as error:
         line = learner_line(error)
@@ -351,7 +353,10 @@ def global_state_kept(changed=None):
 
 def call_with_time_limit(fn, args, seconds):
     """``fn(*args)`` in a daemon thread (which works in any notebook kernel); its result, or its
-    exception re-raised; :class:`TookTooLong` when it runs past ``seconds``."""
+    exception re-raised; :class:`TookTooLong` when it runs past ``seconds``. A function that
+    ``runs_elsewhere`` keeps the time limit itself and is called directly."""
+    if getattr(fn, "runs_elsewhere", False):
+        return fn(*args)
     outcome = {}
 
     def target():
@@ -389,7 +394,10 @@ def one_line(error, limit=300) -> str:
 
 
 def learner_line(error) -> str:
-    """' (line N: `code`)' for the innermost frame of the learner's own code, if any."""
+    """' (line N: `code`)' for the innermost frame of the learner's own code, if any (for an error
+    raised again from a sandboxed kernel, the line it brought along)."""
+    if hasattr(error, "learner_line"):
+        return error.learner_line
     library = (str(Path(torch.__file__).parent), str(Path(__file__).parents[1]))
     frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith(library)]
     if not frames:
