@@ -39,6 +39,7 @@ ALLOWED_OUTCOMES = {  # a phrase of the sentence: why it reads no run's result
     "has run its forward computation": "a definition (update locking), not a run",
     "the page states the budget and what it reached": "describes what the notebook shows, no result",
     "faster than one run using every core": "how the runs are scheduled; the timings are in How to use",
+    "a larger allocation fails with MemoryError": "what the grader's sandbox limits do, not a run's result",
 }
 
 
