@@ -199,11 +199,11 @@ def main(argv=None):
 
     def course_slice(k, per):
         for idx in order[k * per:(k + 1) * per]:
-            rule.step(net, X[idx], y[idx], optimizer)
+            rule.step(net, X.index_select(0, idx), y.index_select(0, idx), optimizer)
 
     def minimal_slice(k, per):
         for idx in order[k * per:(k + 1) * per]:
-            minimal(X[idx], y[idx])
+            minimal(X.index_select(0, idx), y.index_select(0, idx))
 
     def naive_slice(per):
         nonlocal batches

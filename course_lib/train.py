@@ -80,10 +80,19 @@ def evaluate(net: MLP, X, y, rule: LearningRule | None = None, batch_size: int =
 
 def make_optimizer(net: MLP, rule: LearningRule, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
     """One SGD optimiser for every tensor that learns, grouped as ``rule.param_groups`` says;
-    rules put their updates in ``p.grad``."""
+    rules put their updates in ``p.grad``. Where torch has one for the device, its fused SGD
+    kernel steps each tensor in one pass (momentum, decay and the step together)."""
     if not lr > 0:
         raise ValueError(f"The learning rate lr must be positive, got {lr}.")
-    return torch.optim.SGD(rule.bind(net).param_groups(net, lr, weight_decay), lr=lr, momentum=momentum)
+    groups = rule.bind(net).param_groups(net, lr, weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, fused=fused_kernel_fits(groups))
+
+
+def fused_kernel_fits(groups) -> bool:
+    """True when every tensor of the optimiser groups is a float tensor on a CPU or CUDA device,
+    where torch's fused SGD kernel runs."""
+    tensors = [t for group in groups for t in group["params"]]
+    return bool(tensors) and all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
 
 
 def step_schedule(milestones, gamma: float = 0.1):
@@ -166,7 +175,8 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
         start = time.perf_counter()
         loss_sum = torch.zeros((), device=X.device)
         for i, idx in enumerate(minibatches(len(X), batch_size, generator, X.device)):
-            loss_sum += rule.step(net, X[idx], y[idx], optimizer).detach()
+            # index_select, not X[idx]: the same rows, gathered without advanced indexing's overhead
+            loss_sum += rule.step(net, X.index_select(0, idx), y.index_select(0, idx), optimizer).detach()
             if on_step is not None:
                 on_step(net, rule)
             if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
@@ -271,7 +281,10 @@ def snapshot(net, rule, optimizer, scheduler) -> dict:
 def restore(state, net, rule, optimizer, scheduler):
     net.load_state_dict(state["net"])
     rule.load_state_dict(state["rule"])
-    optimizer.load_state_dict(state["optimizer"])
+    fused = [group["fused"] for group in optimizer.param_groups]
+    optimizer.load_state_dict(state["optimizer"])       # a file saved before the fused kernel says fused=None:
+    for group, kernel in zip(optimizer.param_groups, fused):
+        group["fused"] = kernel                          # keep this optimiser's kernel
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
 

@@ -39,13 +39,17 @@ import weakref
 
 import torch
 
+from ..activations import identity
 from ..network import MLP, ForwardPass
 
 
 def output_error(net: MLP, fwd: ForwardPass, T: torch.Tensor) -> torch.Tensor:
     """e_L = dL/da_L per sample: the loss's derivative through the output nonlinearity."""
     a_L, h_L = fwd.a[-1], fwd.h[-1]
-    return net.loss.grad(h_L, T) * net.output_activation.grad(a_L, h_L)
+    dL_dh = net.loss.grad(h_L, T)                      # (batch, n_L)
+    if net.output_activation is identity:              # f' = 1: nothing to multiply
+        return dL_dh
+    return dL_dh * net.output_activation.grad(a_L, h_L)
 
 
 def propagate_errors(net: MLP, fwd: ForwardPass, e_L: torch.Tensor, feedback: list) -> list:
@@ -64,8 +68,9 @@ def outer_product_updates(fwd: ForwardPass, errors: list) -> dict:
     batch = fwd.h[0].shape[0]
     updates = {}
     for l, (e_l, h_below) in enumerate(zip(errors, fwd.h[:-1]), start=1):
-        updates[f"W{l}"] = e_l.T @ h_below / batch      # (n_l, n_{l-1})
-        updates[f"b{l}"] = e_l.mean(dim=0)              # (n_l,)
+        e_mean = e_l / batch                            # (batch, n_l): divided before the product, not after
+        updates[f"W{l}"] = e_mean.T @ h_below           # (n_l, n_{l-1})
+        updates[f"b{l}"] = e_mean.sum(dim=0)            # (n_l,)
     return updates
 
 
