@@ -35,11 +35,11 @@ def profile_recipe(key: str, data: Dataset, steps: int):
     optimizer = make_optimizer(net, rule, recipe.lr, recipe.momentum, recipe.weight_decay)
     batches = torch.randperm(len(data.X_train)).split(recipe.batch_size)
     for idx in batches[:10]:                                                  # warm-up
-        rule.step(net, data.X_train[idx], data.y_train[idx], optimizer)
+        rule.step(net, data.X_train.index_select(0, idx), data.y_train.index_select(0, idx), optimizer)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for k in range(steps):
             idx = batches[k % len(batches)]
-            rule.step(net, data.X_train[idx], data.y_train[idx], optimizer)
+            rule.step(net, data.X_train.index_select(0, idx), data.y_train.index_select(0, idx), optimizer)
     averages = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in averages) / 1e6
     return total / steps, averages
