@@ -13,6 +13,7 @@ network, rule and its settings, the weights it starts from, optimiser, schedule 
 mode shows there: its data subset, schedule and rule settings; the mode itself is not read here).
 Changing any of them trains a new run into another file instead of loading the old one.
 """
+import contextlib
 import copy
 import hashlib
 import json
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .compiled import compiled_updates
 from .data import minibatches
 from .network import MLP
 from .progress import progress_bar
@@ -138,7 +140,7 @@ def make_scheduler(schedule, optimizer):
 
 def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, batch_size: int = 64,
           momentum: float = 0.0, weight_decay: float = 0.0, schedule=None, seed: int = 0, on_epoch=None,
-          on_step=None, checkpoint=None, progress: bool = True) -> History:
+          on_step=None, checkpoint=None, progress: bool = True, compile: bool = False) -> History:
     """Train ``net`` with ``rule`` on ``data`` (a :class:`course_lib.data.Dataset`).
 
     ``schedule``: see :func:`make_scheduler` (``[60, 90]`` divides lr by 10 after epochs 60 and 90).
@@ -146,7 +148,9 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
     example the angle between feedback and forward weights); it is also called before training,
     as epoch 0, together with the initial validation loss and accuracy. ``on_step(net, rule)`` is
     called after every step (it costs a Python call per batch: for demonstrations, not long runs).
-    ``checkpoint``: see the module docstring.
+    ``checkpoint``: see the module docstring. ``compile=True``: the rule's update runs through
+    ``torch.compile`` (:mod:`course_lib.compiled`: the same numbers up to rounding, a warm-up of
+    seconds to a minute, worth it for long runs only); a checkpoint does not record it.
     """
     rule.check_network(net)
     rule.bind(net).check_compatible(net, data)
@@ -170,31 +174,32 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
     n_batches = -(-len(X) // batch_size)
     bar = progress_bar((num_epochs - history.num_epochs + 1) * n_batches, f"{rule.name} training",
                        enabled=progress)
-    for epoch in range(history.num_epochs, num_epochs + 1):
-        good_state = snapshot(net, rule, optimizer, scheduler)
-        start = time.perf_counter()
-        loss_sum = torch.zeros((), device=X.device)
-        for i, idx in enumerate(minibatches(len(X), batch_size, generator, X.device)):
-            # index_select, not X[idx]: the same rows, gathered without advanced indexing's overhead
-            loss_sum += rule.step(net, X.index_select(0, idx), y.index_select(0, idx), optimizer).detach()
-            if on_step is not None:
-                on_step(net, rule)
-            if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+    with compiled_updates(rule, X.device) if compile else contextlib.nullcontext():
+        for epoch in range(history.num_epochs, num_epochs + 1):
+            good_state = snapshot(net, rule, optimizer, scheduler)
+            start = time.perf_counter()
+            loss_sum = torch.zeros((), device=X.device)
+            for i, idx in enumerate(minibatches(len(X), batch_size, generator, X.device)):
+                # index_select, not X[idx]: the same rows, gathered without advanced indexing's overhead
+                loss_sum += rule.step(net, X.index_select(0, idx), y.index_select(0, idx), optimizer).detach()
+                if on_step is not None:
+                    on_step(net, rule)
+                if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                    break
+                bar.update(1)
+            if not torch.isfinite(loss_sum) or not all_finite(net, rule):
+                restore(good_state, net, rule, optimizer, scheduler)
+                history.diverged = divergence_message(epoch, lr, rule)
+                print(history.diverged)
                 break
-            bar.update(1)
-        if not torch.isfinite(loss_sum) or not all_finite(net, rule):
-            restore(good_state, net, rule, optimizer, scheduler)
-            history.diverged = divergence_message(epoch, lr, rule)
-            print(history.diverged)
-            break
-        if scheduler is not None:
-            scheduler.step()
-        record_epoch(history, epoch, float(loss_sum) / n_batches, time.perf_counter() - start,
-                     net, rule, data, on_epoch)
-        warn_if_loss_grew(history, lr)
-        bar.set_postfix_str(history.summary())
-        if checkpoint:
-            save_checkpoint(checkpoint, settings, history, net, rule, optimizer, scheduler, generator)
+            if scheduler is not None:
+                scheduler.step()
+            record_epoch(history, epoch, float(loss_sum) / n_batches, time.perf_counter() - start,
+                         net, rule, data, on_epoch)
+            warn_if_loss_grew(history, lr)
+            bar.set_postfix_str(history.summary())
+            if checkpoint:
+                save_checkpoint(checkpoint, settings, history, net, rule, optimizer, scheduler, generator)
     bar.close()
     return history
 
