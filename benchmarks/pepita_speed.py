@@ -134,6 +134,7 @@ def minimal_step(net, F, velocity):
         for p, v, g in zip((W1, b1, W2, b2), velocity, grads):
             v.mul_(MOMENTUM).add_(g)
             p.add_(v, alpha=-LR)
+        return W1, b1, W2, b2
     return step
 
 
