@@ -79,6 +79,14 @@ def transposed_forward_weights(net: MLP) -> dict:
     return {f"W{l}": W.T for l, W in enumerate(net.W[1:], start=2)}
 
 
+def laid_out_like(update, t: torch.Tensor):
+    """``update`` with the memory layout of ``t`` (copied only when it differs, e.g. a transposed
+    view): torch's fused SGD kernel reads an update as flat memory in its tensor's layout."""
+    if update is None or update.stride() == t.stride():
+        return update
+    return torch.empty_like(t).copy_(update)
+
+
 GENERATOR = "generator"   # prefix of the generator states in a rule's state_dict
 
 
@@ -161,7 +169,7 @@ class LearningRule:
             raise KeyError(f"{self.name} returned updates for {sorted(unknown)}, which are neither "
                            f"parameters of the network nor learned by the rule: {sorted(tensors)}.")
         for name, t in tensors.items():
-            t.grad = updates.get(name)           # None: this tensor does not move in this step
+            t.grad = laid_out_like(updates.get(name), t)      # None: this tensor does not move in this step
         optimizer.step()
         return loss
 
