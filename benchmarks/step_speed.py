@@ -173,8 +173,8 @@ def largest_difference(before, net, weights) -> float:
     return max(float((a - b).abs().max() / a.abs().max().clamp_min(1e-30)) for a, b in changes)
 
 
-def compare(key, data, slices: int):
-    """Time the three sides of one rule, taking turns; print s/epoch of ``data`` and the ratios."""
+def compare(key, data, slices: int, clock=time.perf_counter):
+    """Time the three sides of one rule by ``clock``, taking turns; print s/epoch of ``data`` and the ratios."""
     recipe, net, fns = sides(key, data)
     X, y = data.X_train, data.y_train
     batches = minibatches(len(X), recipe.batch_size, torch.Generator().manual_seed(2), X.device)
@@ -193,9 +193,9 @@ def compare(key, data, slices: int):
     seconds = {side: [] for side in fns}
     for k in range(slices):             # turns, so that other processes' load hits every side alike
         for side in fns:
-            start = time.perf_counter()
+            start = clock()
             run(side, batches[k * per:(k + 1) * per])()
-            seconds[side].append(time.perf_counter() - start)
+            seconds[side].append(clock() - start)
     epoch = {side: len(batches) * sum(t) / (per * slices) for side, t in seconds.items()}
     print(f"{key:7s} {recipe.describe()}; the hand-inlined step's update differs by {difference:.0e}")
     print(f"        s/epoch: course_lib {epoch['course_lib']:.2f}, hand-inlined {epoch['hand-inlined']:.2f}, "
@@ -211,15 +211,19 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", default=list(RULES), choices=list(RULES), help="the rules to time")
     parser.add_argument("--samples", type=int, default=20_000, help="training samples per epoch (default 20,000)")
     parser.add_argument("--slices", type=int, default=20, help="turns each side takes (default 20)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall-clock time (default), or the CPU time of this process's threads: on a machine "
+                             "shared with other work, the time it waited for a core is left out")
     args = parser.parse_args(argv)
     g = torch.Generator().manual_seed(0)
     X = torch.randint(0, 256, (args.samples, 784), generator=g, dtype=torch.uint8).float() / 255
     data = Dataset("random", X, torch.randint(0, 10, (args.samples,), generator=g), X[:10], X[:10, 0].long(),
                    X[:10], X[:10, 0].long(), 10, (1, 28, 28))
     print(f"Training steps against their matrix products, {args.samples:,} random MNIST-sized samples; torch "
-          f"{torch.__version__} on cpu ({torch.get_num_threads()} threads), {platform.processor() or platform.machine()}")
+          f"{torch.__version__} on cpu ({torch.get_num_threads()} threads), {platform.processor() or platform.machine()}; "
+          f"{args.clock} clock")
     for key in args.only:
-        compare(key, data, args.slices)
+        compare(key, data, args.slices, time.process_time if args.clock == "cpu" else time.perf_counter)
 
 
 if __name__ == "__main__":
