@@ -6,6 +6,7 @@
     python -m course_lib.reproduce --estimate          # how long it would take here
     python -m course_lib.reproduce --quick             # the same pipeline in seconds (the tests)
     python -m course_lib.reproduce --jobs 2            # two runs at a time on this machine
+    python -m course_lib.reproduce --compile           # each run's update through torch.compile
     python -m course_lib.reproduce --launcher slurm --partition gpu --gpus-per-node 1 --time 120
                                                        # one Slurm job per run (--no-wait, --collect)
 
@@ -149,8 +150,9 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument("--estimate", action="store_true", help="print the time estimate and exit")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                        help="compile each run's update with torch.compile where it works (default; not with --quick)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                        help="compile each run's update with torch.compile (not with --quick; off by default: "
+                             "on a CPU it saves a few percent per step after a warm-up of 20 to 60 s)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at a time on this machine, each with cores // jobs torch threads (default 1)")
     slurm = parser.add_argument_group("Slurm (--launcher slurm: one job per run, through submitit)")
@@ -210,8 +212,10 @@ def main(argv=None) -> list:
 
 
 def use_compiler(args, dataset) -> bool:
-    """Whether the runs compile their update (``--compile``, the default for full runs: the warm-up
-    is repaid within the first epochs of a long run); said out loud when the machine cannot."""
+    """Whether the runs compile their update (``--compile``; not with ``--quick``). Off by default: on
+    a 2-core CPU the compiled step is a few percent faster and its warm-up takes 20 to 60 s, so
+    PEPITA's 100-epoch runs do not earn it back (``benchmarks/README.md``). Said out loud when the
+    machine cannot compile."""
     if not args.compile or args.quick:
         return False
     problem = compile_problem(dataset.X_train.device)
