@@ -3,10 +3,12 @@
 
 The rule's maths stays as its module writes it. The compiler (TorchInductor) traces one update,
 keeps the matrix products as library calls and fuses the elementwise work between them (ReLUs,
-differences, softmax, dropout masks) into a few generated loops, so the step makes fewer passes
+differences, softmax) into a few generated loops, so the step makes fewer passes
 over memory. The optimiser's step is not compiled: :func:`course_lib.train.make_optimizer` already
 uses torch's fused SGD kernel. Compiling costs a warm-up, once per process and batch shape (the
-last, smaller batch of an epoch is a second shape); it pays only over a long run.
+last, smaller batch of an epoch is a second shape); it pays only over a long run. A draw from a
+rule's ``torch.Generator`` (PEPITA's dropout masks, Forward-Forward's negative labels) stays
+eager, between compiled pieces, so it draws the same numbers as the eager step.
 ``benchmarks/compile_speed.py`` measures the warm-up, the compiled step and the break-even number of
 steps; ``benchmarks/README.md`` gives the figures.
 

@@ -92,7 +92,7 @@ def write_labels_(X, y, n_classes: int) -> torch.Tensor:
     """Write labels y (batch,) one-hot into the first n_classes pixels of X, in place; unchecked
     (the training step's labels were checked once, before training). Returns X."""
     label_pixels = X[:, :n_classes]
-    label_pixels.zero_().scatter_(1, y[:, None], 1.0)
+    label_pixels.zero_().scatter_(1, y.long()[:, None], 1.0)
     return X
 
 
