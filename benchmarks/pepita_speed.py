@@ -134,6 +134,7 @@ def minimal_step(net, F, velocity):
         for p, v, g in zip((W1, b1, W2, b2), velocity, grads):
             v.mul_(MOMENTUM).add_(g)
             p.add_(v, alpha=-LR)
+        return W1, b1, W2, b2
     return step
 
 
@@ -199,11 +200,11 @@ def main(argv=None):
 
     def course_slice(k, per):
         for idx in order[k * per:(k + 1) * per]:
-            rule.step(net, X[idx], y[idx], optimizer)
+            rule.step(net, X.index_select(0, idx), y.index_select(0, idx), optimizer)
 
     def minimal_slice(k, per):
         for idx in order[k * per:(k + 1) * per]:
-            minimal(X[idx], y[idx])
+            minimal(X.index_select(0, idx), y.index_select(0, idx))
 
     def naive_slice(per):
         nonlocal batches

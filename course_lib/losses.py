@@ -52,5 +52,6 @@ def get_loss(name: str | Loss) -> Loss:
 def as_targets(y: torch.Tensor, n_out: int) -> torch.Tensor:
     """Class labels (batch,) -> one-hot float targets (batch, n_out); float targets pass through."""
     if y.dtype in (torch.int64, torch.int32, torch.uint8) and y.dim() == 1:
-        return torch.nn.functional.one_hot(y.long(), n_out).float()
+        # a 1 at (n, y_n) of zeros; unlike one_hot, this does not read the labels back to check them
+        return torch.zeros(len(y), n_out, device=y.device).scatter_(1, y.long()[:, None], 1.0)
     return y

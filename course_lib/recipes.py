@@ -145,7 +145,7 @@ class Recipe:
         return rule
 
     def run(self, data, seed: int = 0, *, rule: LearningRule | None = None, quick: bool | None = None,
-            runs_dir=None, save: bool = True, on_epoch=None, progress: bool = False) -> History:
+            runs_dir=None, save: bool = True, on_epoch=None, progress: bool = False, compile: bool = False) -> History:
         """Train the recipe on ``data`` from ``seed`` (network, rule and batch order), or load it.
 
         ``rule``: another rule trained with this recipe's network and optimiser (a learner's own
@@ -153,13 +153,13 @@ class Recipe:
         ``quick`` (default: the course's fast mode) trains one epoch at constant lr. ``runs_dir``:
         the folder of the run's checkpoint (default: the shared run cache, nothing saved in fast
         mode); the file is ``<key>_seed<seed>-<fingerprint>.pt``. ``save=False``: no checkpoint
-        (a benchmark that times the training itself)."""
+        (a benchmark that times the training itself). ``compile``: see :func:`course_lib.train.train`."""
         quick = config.quick_mode() if quick is None else quick
         rule = rule if rule is not None else self.make_rule(seed, quick)
         name = f"{self.key}_seed{seed}.pt"
         checkpoint = None if not save else Path(runs_dir) / name if runs_dir is not None else config.run_file(name)
         return train(self.network(data, seed), rule, data, seed=seed, on_epoch=on_epoch, checkpoint=checkpoint,
-                     progress=progress, **train_settings(self, quick))
+                     progress=progress, compile=compile, **train_settings(self, quick))
 
     def steps_per_epoch(self, data) -> int:
         return -(-len(data.X_train) // self.batch_size)

@@ -6,6 +6,7 @@
     python -m course_lib.reproduce --estimate          # how long it would take here
     python -m course_lib.reproduce --quick             # the same pipeline in seconds (the tests)
     python -m course_lib.reproduce --jobs 2            # two runs at a time on this machine
+    python -m course_lib.reproduce --compile           # each run's update through torch.compile
     python -m course_lib.reproduce --launcher slurm --partition gpu --gpus-per-node 1 --time 120
                                                        # one Slurm job per run (--no-wait, --collect)
 
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 from . import config, data as datasets, launchers
+from .compiled import compile_problem
 from .recipes import PUBLISHED, Recipe, final_accuracies, mean_std
 from .tables import markdown_table
 from .train import evaluate
@@ -57,13 +59,15 @@ def load_data(name: str, quick: bool, device=None):
     return datasets.load(name, quick=quick, device=config.get_device(device))
 
 
-def run_one(recipe: Recipe, seed: int, data, quick: bool, out, device=None, progress: bool = False):
+def run_one(recipe: Recipe, seed: int, data, quick: bool, out, device=None, compile: bool = False,
+            progress: bool = False):
     """Train, resume or load one (experiment, seed) into ``out/runs`` and return its History: what
     every launcher runs, here, in a worker process (``--jobs``) or in a Slurm job. ``data``: the
     data set's name (a Slurm job loads it, once per process) or the data set itself (worker
-    processes on this machine get it through shared memory instead of loading it again)."""
+    processes on this machine get it through shared memory instead of loading it again). ``compile``:
+    the rule's update through torch.compile (:mod:`course_lib.compiled`)."""
     dataset = data if isinstance(data, datasets.Dataset) else load_data(data, quick, device)
-    history = recipe.run(dataset, seed, quick=quick, runs_dir=Path(out) / "runs", progress=progress)
+    history = recipe.run(dataset, seed, quick=quick, runs_dir=Path(out) / "runs", progress=progress, compile=compile)
     if history.diverged:
         print(f"{recipe.key}, seed {seed}: {history.diverged}")
     return history
@@ -161,6 +165,9 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument("--estimate", action="store_true", help="print the time estimate and exit")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                        help="compile each run's update with torch.compile (not with --quick; off by default: "
+                             "on a CPU it saves a few percent per step after a warm-up of 20 to 60 s)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at a time on this machine, each with cores // jobs torch threads (default 1)")
     slurm = parser.add_argument_group("Slurm (--launcher slurm: one job per run, through submitit)")
@@ -198,7 +205,8 @@ def main(argv=None) -> list:
     seeds = (0,) if args.quick else tuple(range(args.seeds))
     dataset = load_data(args.data, args.quick, args.device)   # also downloads it, once, for the jobs
     out = Path(args.out).resolve()
-    calls = {run_name(r.key, seed): (budget(r, args.epochs), seed, args.data, args.quick, out, args.device)
+    compile = use_compiler(args, dataset)
+    calls = {run_name(r.key, seed): (budget(r, args.epochs), seed, args.data, args.quick, out, args.device, compile)
              for r in experiments for seed in seeds}
     if args.launcher == "local" or args.estimate:       # the estimate times this machine, not a cluster's
         print_estimates(experiments, dataset, args, len(seeds))
@@ -216,6 +224,19 @@ def main(argv=None) -> list:
     path = write_tables(rows, out, args.quick, args.epochs)
     print(f"Wrote {path} and {path.with_suffix('.csv')}.")
     return rows
+
+
+def use_compiler(args, dataset) -> bool:
+    """Whether the runs compile their update (``--compile``; not with ``--quick``). Off by default: on
+    a 2-core CPU the compiled step is a few percent faster and its warm-up takes 20 to 60 s, so
+    PEPITA's 100-epoch runs do not earn it back (``benchmarks/README.md``). Said out loud when the
+    machine cannot compile."""
+    if not args.compile or args.quick:
+        return False
+    problem = compile_problem(dataset.X_train.device)
+    if problem:
+        print(f"Note: the runs train with the eager step, not the compiled one: {problem}.")
+    return problem is None
 
 
 def run_name(key: str, seed: int) -> str:

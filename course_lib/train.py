@@ -13,6 +13,7 @@ network, rule and its settings, the weights it starts from, optimiser, schedule 
 mode shows there: its data subset, schedule and rule settings; the mode itself is not read here).
 Changing any of them trains a new run into another file instead of loading the old one.
 """
+import contextlib
 import copy
 import hashlib
 import json
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .compiled import compiled_updates
 from .data import minibatches
 from .network import MLP
 from .progress import progress_bar
@@ -80,10 +82,19 @@ def evaluate(net: MLP, X, y, rule: LearningRule | None = None, batch_size: int =
 
 def make_optimizer(net: MLP, rule: LearningRule, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
     """One SGD optimiser for every tensor that learns, grouped as ``rule.param_groups`` says;
-    rules put their updates in ``p.grad``."""
+    rules put their updates in ``p.grad``. Where torch has one for the device, its fused SGD
+    kernel steps each tensor in one pass (momentum, decay and the step together)."""
     if not lr > 0:
         raise ValueError(f"The learning rate lr must be positive, got {lr}.")
-    return torch.optim.SGD(rule.bind(net).param_groups(net, lr, weight_decay), lr=lr, momentum=momentum)
+    groups = rule.bind(net).param_groups(net, lr, weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, fused=fused_kernel_fits(groups))
+
+
+def fused_kernel_fits(groups) -> bool:
+    """True when every tensor of the optimiser groups is a float tensor on a CPU or CUDA device,
+    where torch's fused SGD kernel runs."""
+    tensors = [t for group in groups for t in group["params"]]
+    return bool(tensors) and all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
 
 
 def step_schedule(milestones, gamma: float = 0.1):
@@ -129,7 +140,7 @@ def make_scheduler(schedule, optimizer):
 
 def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, batch_size: int = 64,
           momentum: float = 0.0, weight_decay: float = 0.0, schedule=None, seed: int = 0, on_epoch=None,
-          on_step=None, checkpoint=None, progress: bool = True) -> History:
+          on_step=None, checkpoint=None, progress: bool = True, compile: bool = False) -> History:
     """Train ``net`` with ``rule`` on ``data`` (a :class:`course_lib.data.Dataset`).
 
     ``schedule``: see :func:`make_scheduler` (``[60, 90]`` divides lr by 10 after epochs 60 and 90).
@@ -137,7 +148,9 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
     example the angle between feedback and forward weights); it is also called before training,
     as epoch 0, together with the initial validation loss and accuracy. ``on_step(net, rule)`` is
     called after every step (it costs a Python call per batch: for demonstrations, not long runs).
-    ``checkpoint``: see the module docstring.
+    ``checkpoint``: see the module docstring. ``compile=True``: the rule's update runs through
+    ``torch.compile`` (:mod:`course_lib.compiled`: the same numbers up to rounding, a warm-up of
+    seconds to a minute, worth it for long runs only); a checkpoint does not record it.
     """
     rule.check_network(net)
     rule.bind(net).check_compatible(net, data)
@@ -161,30 +174,32 @@ def train(net: MLP, rule: LearningRule, data, *, lr: float, num_epochs: int, bat
     n_batches = -(-len(X) // batch_size)
     bar = progress_bar((num_epochs - history.num_epochs + 1) * n_batches, f"{rule.name} training",
                        enabled=progress)
-    for epoch in range(history.num_epochs, num_epochs + 1):
-        good_state = snapshot(net, rule, optimizer, scheduler)
-        start = time.perf_counter()
-        loss_sum = torch.zeros((), device=X.device)
-        for i, idx in enumerate(minibatches(len(X), batch_size, generator, X.device)):
-            loss_sum += rule.step(net, X[idx], y[idx], optimizer).detach()
-            if on_step is not None:
-                on_step(net, rule)
-            if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+    with compiled_updates(rule, X.device) if compile else contextlib.nullcontext():
+        for epoch in range(history.num_epochs, num_epochs + 1):
+            good_state = snapshot(net, rule, optimizer, scheduler)
+            start = time.perf_counter()
+            loss_sum = torch.zeros((), device=X.device)
+            for i, idx in enumerate(minibatches(len(X), batch_size, generator, X.device)):
+                # index_select, not X[idx]: the same rows, gathered without advanced indexing's overhead
+                loss_sum += rule.step(net, X.index_select(0, idx), y.index_select(0, idx), optimizer).detach()
+                if on_step is not None:
+                    on_step(net, rule)
+                if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                    break
+                bar.update(1)
+            if not torch.isfinite(loss_sum) or not all_finite(net, rule):
+                restore(good_state, net, rule, optimizer, scheduler)
+                history.diverged = divergence_message(epoch, lr, rule)
+                print(history.diverged)
                 break
-            bar.update(1)
-        if not torch.isfinite(loss_sum) or not all_finite(net, rule):
-            restore(good_state, net, rule, optimizer, scheduler)
-            history.diverged = divergence_message(epoch, lr, rule)
-            print(history.diverged)
-            break
-        if scheduler is not None:
-            scheduler.step()
-        record_epoch(history, epoch, float(loss_sum) / n_batches, time.perf_counter() - start,
-                     net, rule, data, on_epoch)
-        warn_if_loss_grew(history, lr)
-        bar.set_postfix_str(history.summary())
-        if checkpoint:
-            save_checkpoint(checkpoint, settings, history, net, rule, optimizer, scheduler, generator)
+            if scheduler is not None:
+                scheduler.step()
+            record_epoch(history, epoch, float(loss_sum) / n_batches, time.perf_counter() - start,
+                         net, rule, data, on_epoch)
+            warn_if_loss_grew(history, lr)
+            bar.set_postfix_str(history.summary())
+            if checkpoint:
+                save_checkpoint(checkpoint, settings, history, net, rule, optimizer, scheduler, generator)
     bar.close()
     return history
 
@@ -271,7 +286,10 @@ def snapshot(net, rule, optimizer, scheduler) -> dict:
 def restore(state, net, rule, optimizer, scheduler):
     net.load_state_dict(state["net"])
     rule.load_state_dict(state["rule"])
-    optimizer.load_state_dict(state["optimizer"])
+    fused = [group["fused"] for group in optimizer.param_groups]
+    optimizer.load_state_dict(state["optimizer"])       # a file saved before the fused kernel says fused=None:
+    for group, kernel in zip(optimizer.param_groups, fused):
+        group["fused"] = kernel                          # keep this optimiser's kernel
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
 

@@ -115,6 +115,23 @@ def test_unknown_update_names_are_refused(digits):
         train(toy_net(), Misnamed(), digits, lr=0.05, num_epochs=1, progress=False)
 
 
+def test_an_update_in_another_memory_layout_steps_as_its_values_say(digits):
+    """A rule may return a transposed view (weight mirroring does): the optimiser, fused kernel
+    included, steps each tensor by the update's values, not by its memory read in the tensor's order."""
+    class Transposed(Backprop):
+        def updates(self, net, X, y):
+            updates, loss = super().updates(net, X, y)
+            return {name: u.T.contiguous().T if u.dim() == 2 else u for name, u in updates.items()}, loss
+    X, y = digits.X_train[:32], digits.y_train[:32]
+    nets = [toy_net(), toy_net()]
+    for net, rule in zip(nets, (Backprop(), Transposed())):
+        optimizer = make_optimizer(net, rule, lr=0.1, momentum=0.9, weight_decay=1e-3)
+        for _ in range(2):
+            rule.step(net, X, y, optimizer)
+    for p, q in zip(*(net.parameters() for net in nets)):
+        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+
+
 # ---------------------------------------------------------------- schedules
 
 def test_milestones_divide_the_learning_rate_by_ten():

@@ -39,13 +39,17 @@ import weakref
 
 import torch
 
+from ..activations import identity
 from ..network import MLP, ForwardPass
 
 
 def output_error(net: MLP, fwd: ForwardPass, T: torch.Tensor) -> torch.Tensor:
     """e_L = dL/da_L per sample: the loss's derivative through the output nonlinearity."""
     a_L, h_L = fwd.a[-1], fwd.h[-1]
-    return net.loss.grad(h_L, T) * net.output_activation.grad(a_L, h_L)
+    dL_dh = net.loss.grad(h_L, T)                      # (batch, n_L)
+    if net.output_activation is identity:              # f' = 1: nothing to multiply
+        return dL_dh
+    return dL_dh * net.output_activation.grad(a_L, h_L)
 
 
 def propagate_errors(net: MLP, fwd: ForwardPass, e_L: torch.Tensor, feedback: list) -> list:
@@ -64,14 +68,23 @@ def outer_product_updates(fwd: ForwardPass, errors: list) -> dict:
     batch = fwd.h[0].shape[0]
     updates = {}
     for l, (e_l, h_below) in enumerate(zip(errors, fwd.h[:-1]), start=1):
-        updates[f"W{l}"] = e_l.T @ h_below / batch      # (n_l, n_{l-1})
-        updates[f"b{l}"] = e_l.mean(dim=0)              # (n_l,)
+        e_mean = e_l / batch                            # (batch, n_l): divided before the product, not after
+        updates[f"W{l}"] = e_mean.T @ h_below           # (n_l, n_{l-1})
+        updates[f"b{l}"] = e_mean.sum(dim=0)            # (n_l,)
     return updates
 
 
 def transposed_forward_weights(net: MLP) -> dict:
     """{"W2": W₂ᵀ, ...}: the matrices backprop sends the error through, keyed by the forward weight."""
     return {f"W{l}": W.T for l, W in enumerate(net.W[1:], start=2)}
+
+
+def laid_out_like(update, t: torch.Tensor):
+    """``update`` with the memory layout of ``t`` (copied only when it differs, e.g. a transposed
+    view): torch's fused SGD kernel reads an update as flat memory in its tensor's layout."""
+    if update is None or update.stride() == t.stride():
+        return update
+    return torch.empty_like(t).copy_(update)
 
 
 GENERATOR = "generator"   # prefix of the generator states in a rule's state_dict
@@ -156,7 +169,7 @@ class LearningRule:
             raise KeyError(f"{self.name} returned updates for {sorted(unknown)}, which are neither "
                            f"parameters of the network nor learned by the rule: {sorted(tensors)}.")
         for name, t in tensors.items():
-            t.grad = updates.get(name)           # None: this tensor does not move in this step
+            t.grad = laid_out_like(updates.get(name), t)      # None: this tensor does not move in this step
         optimizer.step()
         return loss
 

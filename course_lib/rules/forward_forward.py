@@ -41,6 +41,7 @@ rule and learned by the shared optimiser in its own parameter group (``readout_l
 import torch
 import torch.nn.functional as nnf
 
+from ..losses import as_targets
 from .base import LearningRule
 
 EPS = 1e-8
@@ -84,8 +85,15 @@ def embed_label(X, y, n_classes: int = 10) -> torch.Tensor:
     check_labels(y, n_classes)
     if len(y) != len(X):
         raise ValueError(f"{len(X)} images but {len(y)} labels.")
-    out[:, :n_classes] = nnf.one_hot(y, n_classes).to(X.dtype)
-    return out
+    return write_labels_(out, y, n_classes)
+
+
+def write_labels_(X, y, n_classes: int) -> torch.Tensor:
+    """Write labels y (batch,) one-hot into the first n_classes pixels of X, in place; unchecked
+    (the training step's labels were checked once, before training). Returns X."""
+    label_pixels = X[:, :n_classes]
+    label_pixels.zero_().scatter_(1, y.long()[:, None], 1.0)
+    return X
 
 
 def negative_labels(y, n_classes: int, generator: torch.Generator) -> torch.Tensor:
@@ -241,30 +249,31 @@ class ForwardForward(LearningRule):
         if self.generator is None:
             raise self.unbound_error()
         n, top = len(X), max(self.learning_layers(net))
-        pos = ff_forward(net, embed_label(X, y, self.n_classes), top, self.eps)
-        neg = ff_forward(net, embed_label(X, negative_labels(y, self.n_classes, self.generator), self.n_classes),
-                         top, self.eps)
+        y_neg = negative_labels(y, self.n_classes, self.generator)
+        # the positive and the negative pass as one batch of 2N rows, the N positive rows first
+        both = ff_forward(net, write_labels_(torch.cat([X, X]), torch.cat([y, y_neg]), self.n_classes), top, self.eps)
         updates, loss = {}, torch.zeros((), device=X.device, dtype=X.dtype)
         for l in self.learning_layers(net):
-            (x_pos, h_pos), (x_neg, h_neg) = pos[l - 1], neg[l - 1]
-            width = h_pos.shape[1]
+            x_hat, h = both[l - 1]                                                  # (2N, n_{l-1}), (2N, n_l)
+            width = h.shape[1]
             units = width if self.goodness == "sum" else 1                          # G = units · mean h²
             theta = self.threshold * units
-            g_pos, g_neg = GOODNESS[self.goodness](h_pos), GOODNESS[self.goodness](h_neg)
+            g = GOODNESS[self.goodness](h)                                          # (2N,)
+            g_pos, g_neg = g[:n], g[n:]
             scale = 2.0 * units / width / (2 * n)                                   # ∂G/∂h = 2h·units/n_l, ½·mean
-            e_pos = -torch.sigmoid(theta - g_pos)[:, None] * h_pos * scale           # (batch, n_l)
-            e_neg = torch.sigmoid(g_neg - theta)[:, None] * h_neg * scale            # (batch, n_l)
+            slope = torch.cat([-torch.sigmoid(theta - g_pos), torch.sigmoid(g_neg - theta)])   # (2N,)
+            e = h * (slope * scale)[:, None]                                        # e⁺ rows, then e⁻: (2N, n_l)
             loss += layer_loss(g_pos, g_neg, theta)
             if self.peer_normalisation:
-                e_peer, peer_loss = self.peer_term(l, h_pos)
-                e_pos = e_pos + e_peer
+                e_peer, peer_loss = self.peer_term(l, h[:n])
+                e[:n] += e_peer
                 loss += peer_loss
-            updates[f"W{l}"] = e_pos.T @ x_pos + e_neg.T @ x_neg                      # (n_l, n_{l-1})
-            updates[f"b{l}"] = e_pos.sum(dim=0) + e_neg.sum(dim=0)                    # (n_l,)
+            updates[f"W{l}"] = e.T @ x_hat                                          # e⁺ᵀ x̂⁺ + e⁻ᵀ x̂⁻: (n_l, n_{l-1})
+            updates[f"b{l}"] = e.sum(dim=0)                                         # (n_l,)
         if self.readout:
             logits, z = self.readout_logits(net, X, return_features=True)
             p = torch.softmax(logits, dim=1)
-            updates["R"] = (p - nnf.one_hot(y, self.n_classes).to(p.dtype)).T @ z / n   # (n_classes, width)
+            updates["R"] = ((p - as_targets(y, self.n_classes)) / n).T @ z           # (n_classes, width)
             loss += nnf.cross_entropy(logits, y)
         return updates, loss
 

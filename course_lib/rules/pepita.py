@@ -134,9 +134,9 @@ class PEPITA(LearningRule):
         """One inverted-dropout mask per hidden layer (kept units scaled by 1/keep), or None."""
         if self.keep == 1:
             return None
-        W = net.W[0]
-        return [(torch.rand(batch, n, generator=self.mask_generator, device=W.device) < self.keep).to(W.dtype) / self.keep
-                for n in net.sizes[1:-1]]
+        W = net.W[0]                                  # (u < keep) as 1.0 or 0.0, then / keep, in place
+        return [torch.rand(batch, n, generator=self.mask_generator, device=W.device).lt_(self.keep).to(W.dtype)
+                .div_(self.keep) for n in net.sizes[1:-1]]
 
     def passes(self, net: MLP, X, y):
         """(clean pass, modulated pass, clean output error e, targets T) for a batch."""
@@ -147,7 +147,7 @@ class PEPITA(LearningRule):
         masks = self.dropout_masks(net, len(X))
         clean = self.forward(net, X, masks)
         e = output_error(net, clean, T)                                        # (batch, n_out)
-        X_mod = X + self.sign * (e @ self.F.T)                                 # x̃ = x ± e Fᵀ: (batch, n_in)
+        X_mod = torch.addmm(X, e, self.F.T, alpha=self.sign)                   # x̃ = x ± e Fᵀ: (batch, n_in)
         return clean, self.forward(net, X_mod, masks, a_1=self.modulated_first_preactivation(net, clean, e)), e, T
 
     def modulated_first_preactivation(self, net: MLP, clean: ForwardPass, e):
@@ -163,8 +163,9 @@ class PEPITA(LearningRule):
         for l in range(1, net.num_layers):                                    # hidden layers, 1-based
             updates[f"W{l}"], updates[f"b{l}"] = self.hidden_update(net, l, clean, mod)
         L = net.num_layers
-        updates[f"W{L}"] = e_top.T @ mod.h[L - 1] / batch                   # (n_out, n_{L-1})
-        updates[f"b{L}"] = e_top.mean(dim=0)
+        e_mean = e_top / batch                                                # divided before the product
+        updates[f"W{L}"] = e_mean.T @ mod.h[L - 1]                            # (n_out, n_{L-1})
+        updates[f"b{L}"] = e_mean.sum(dim=0)
         if not self.biases:                                                   # no update: b stays at 0
             updates = {name: u for name, u in updates.items() if name.startswith("W")}
         return updates, net.loss(clean.output, T)
@@ -173,7 +174,7 @@ class PEPITA(LearningRule):
         """(ΔW_l, Δb_l) of hidden layer l (1-based): the change of its activity between the passes
         times the modulated presynaptic activity, batch means."""
         batch = len(clean.h[0])
-        delta = (clean.h[l] - mod.h[l]) / batch                                # (batch, n_l)
+        delta = torch.sub(clean.h[l], mod.h[l]).div_(batch)                    # (batch, n_l)
         if self.update == "hebbian":                                           # h h_prevᵀ - h̃ h̃_prevᵀ
             dW = torch.addmm(clean.h[l].T @ clean.h[l - 1], mod.h[l].T, mod.h[l - 1], beta=1 / batch, alpha=-1 / batch)
         else:
