@@ -12,9 +12,9 @@ and :func:`say` shows it as Markdown, maths and links included. The book typeset
 ``tests/test_numbers_in_prose.py`` checks that a number with % or ° in a ``say`` text comes from a
 value of the run (an f-string field) or is cited.
 """
-from IPython.display import display
 
 
 def say(text: str) -> None:
     """Show ``text`` (Markdown, ``$…$`` maths allowed) as the cell's output, in every front end."""
+    from IPython.display import display
     display({"text/markdown": text, "text/plain": text}, raw=True)
