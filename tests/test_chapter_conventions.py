@@ -122,3 +122,13 @@ def test_every_sentence_of_the_run_follows_its_values(path):
     """A sentence shown with say(f"...") quotes values that earlier cells computed."""
     missing = names_used_before_defined(nbformat.read(path, as_version=4))
     assert not missing, f"say() reads {missing} before any cell defines them"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_book_shows_a_sentence_of_the_run_without_its_code(path):
+    """A cell that only says a sentence is tagged remove-input: the website shows the sentence as
+    prose (JupyterLab, VS Code and Colab show the cell above its output, as every cell)."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    untagged = [c.source[:60] for c in cells if c.source.startswith("say(") and len(said(c.source)) == 1
+                and "remove-input" not in c.metadata.get("tags", [])]
+    assert not untagged, f"say() cells without the remove-input tag: {untagged}"

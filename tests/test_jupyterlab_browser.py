@@ -115,6 +115,7 @@ def jupyterlab(tmp_path_factory):
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, COURSE_QUICK="1", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                JUPYTER_CONFIG_DIR=str(settings / "config"), JUPYTER_RUNTIME_DIR=str(settings / "runtime"))
+    env.pop("MPLBACKEND", None)   # the kernels show figures inline, as for a learner (not the tests' Agg)
     log = open(root / "jupyterlab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
