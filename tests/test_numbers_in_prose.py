@@ -88,9 +88,9 @@ def unconditional_outcome(sentence: str) -> bool:
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_outcome_in_words_is_computed_cited_or_conditional(path):
     bare = [s for s in sentences(prose(path)) if unconditional_outcome(s)]
-    assert not bare, (f"{path.relative_to(ROOT)}: a sentence reads a run's result in words without a glued "
-                      f"number, a citation or a condition (glue the result, make the sentence conditional, or "
-                      f"add the phrase to ALLOWED_OUTCOMES with a reason):\n" + "\n".join(bare))
+    assert not bare, (f"{path.relative_to(ROOT)}: a sentence reads a run's result in words without a value "
+                      f"of the run, a citation or a condition (quote the result: {{glue}} on a page, say(f\"...\") in a "
+                      f"notebook; make the sentence conditional; or add the phrase to ALLOWED_OUTCOMES with a reason):\n" + "\n".join(bare))
 
 
 def test_the_rule_catches_an_outcome_in_words():
@@ -106,8 +106,9 @@ def test_the_rule_catches_an_outcome_in_words():
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_number_in_the_prose_is_computed_or_cited(path):
     bare = [s for s in sentences(prose(path)) if unexplained(s)]
-    assert not bare, (f"{path.relative_to(ROOT)}: a number with % or ° that is neither glued nor cited (glue it "
-                      f"from the run, cite its source, or add the phrase to ALLOWED with a reason):\n" + "\n".join(bare))
+    assert not bare, (f"{path.relative_to(ROOT)}: a number with % or ° that is neither computed by the run nor "
+                      f"cited (quote it from the run: {{glue}} on a page, say(f\"...\") in a notebook; cite its source; or "
+                      f"add the phrase to ALLOWED with a reason):\n" + "\n".join(bare))
 
 
 def test_the_rule_catches_a_hard_coded_result():
