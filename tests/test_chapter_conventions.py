@@ -1,7 +1,9 @@
 """What the pages of chapters 1-4 promise the learner, tested: a rule built around course_lib's
 reference says so in its name; plot labels read as words; figures fit the book's column; every long
-run is saved in the shared cache (config.run_file); every number glued into a page's prose is glued
-by a cell of the same notebook."""
+run is saved in the shared cache (config.run_file); every sentence a notebook shows with the run's
+numbers (course_lib.prose.say) comes after the cells that compute them."""
+import ast
+import builtins
 import re
 
 import matplotlib
@@ -16,6 +18,7 @@ from course_lib.chapters import ch01, ch02, ch03, ch04  # noqa: E402
 from course_lib.chapters.common import learner_rule_name  # noqa: E402
 from course_lib.exercises import ROOT  # noqa: E402
 from course_lib.train import History  # noqa: E402
+from notebook_prose import said  # noqa: E402
 
 SOLUTIONS = sorted((ROOT / "solutions").glob("*/*.ipynb"))
 NOTEBOOKS = SOLUTIONS + sorted((ROOT / "book").glob("*/*.ipynb"))
@@ -96,32 +99,36 @@ def test_long_runs_use_the_shared_cache(path):
             f"checkpoint={arg} is not config.run_file(...)"
 
 
-def glue_patterns(source):
-    """The names glued by a notebook's code: glue("name", ...) and glue(f"name_{x}", ...)."""
-    patterns = []
-    for quote_f, name in re.findall(r'glue\((f?)"([^"]+)"', source):
-        patterns.append(re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(name)) if quote_f else re.escape(name))
-    return patterns
+def names_used_before_defined(nb) -> list:
+    """The names a say(...) cell reads that no earlier cell defines (the sentence would fail with a
+    NameError when the notebook runs from the top)."""
+    defined, missing = set(dir(builtins)), []
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        tree = ast.parse(cell.source)
+        if said(cell.source):
+            missing += sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - defined)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                defined |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+    return missing
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_glued_number_is_glued(path):
-    """A {glue:}`name` in the prose needs a glue("name", ...) in the notebook's code, else the
-    built page shows an error instead of the run's number."""
-    nb = nbformat.read(path, as_version=4)
-    patterns = glue_patterns(code(nb))
-    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    for name in re.findall(r"\{glue:?[a-z]*\}`([^`:]+)(?::[^`]*)?`", markdown):   # `name` or `name:.1f`
-        assert any(re.fullmatch(p, name) for p in patterns), f"{{glue:}}`{name}` is never glued"
+def test_every_sentence_of_the_run_follows_its_values(path):
+    """A sentence shown with say(f"...") quotes values that earlier cells computed."""
+    missing = names_used_before_defined(nbformat.read(path, as_version=4))
+    assert not missing, f"say() reads {missing} before any cell defines them"
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_no_name_is_glued_twice(path):
-    """The build warns (and fails) when two cells glue the same name: a literal name may be glued
-    once, and never also by an f-string pattern."""
-    source = code(nbformat.read(path, as_version=4))
-    literal = re.findall(r'glue\("([^"]+)"', source)
-    assert len(literal) == len(set(literal)), f"glued twice: {sorted({n for n in literal if literal.count(n) > 1})}"
-    patterns = [p for p in glue_patterns(source) if ".+" in p]
-    for name in literal:
-        assert not any(re.fullmatch(p, name) for p in patterns), f"{name} is glued twice (also by a pattern)"
+def test_the_book_shows_a_sentence_of_the_run_without_its_code(path):
+    """A cell that only says a sentence is tagged remove-input: the website shows the sentence as
+    prose (JupyterLab, VS Code and Colab show the cell above its output, as every cell)."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    untagged = [c.source[:60] for c in cells if c.source.startswith("say(") and len(said(c.source)) == 1
+                and "remove-input" not in c.metadata.get("tags", [])]
+    assert not untagged, f"say() cells without the remove-input tag: {untagged}"

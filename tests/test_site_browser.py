@@ -64,22 +64,28 @@ def toc_pages(toc_file: Path) -> list:
     return pages
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; "
-                    ".ci/run does it): the built site was not tested in a browser.")
+def chromium_driver(window_size: str = "1280,900"):
+    """Headless Chromium driven by selenium (also used by tests/test_jupyterlab_browser.py)."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--disable-extensions", "--window-size=1280,900"):
+                "--disable-extensions", f"--window-size={window_size}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
     driver.set_script_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; "
+                    ".ci/run does it): the built site was not tested in a browser.")
+    driver = chromium_driver()
     yield driver
     driver.quit()
 

@@ -8,7 +8,6 @@
 * :func:`pepita_ablation` — the ablation table of PEPITA (weight decay, activation normalisation,
   mirroring of F): the published recipes of :mod:`course_lib.recipes` on a short budget, trained or
   loaded from checkpoints.
-* :func:`glue` — hand a number to the book's text (myst-nb's ``glue``; a no-op elsewhere).
 """
 import torch
 
@@ -24,15 +23,6 @@ def mirror_update(xi, W, b, B, decay):
 
     ``xi`` (K, n_in) noise as drawn, ``W`` (n_out, n_in), ``b`` (n_out,), ``B`` (n_in, n_out)."""
     return library_mirror_update(xi, W, b, B, decay, torch.sigmoid)
-
-
-def glue(name: str, value, display: bool = False):
-    """``myst_nb.glue`` when the book is built (the text then quotes ``value``); nothing otherwise."""
-    try:
-        from myst_nb import glue as myst_glue
-    except ImportError:
-        return
-    myst_glue(name, value, display=display)
 
 
 def noise_verdict(difference: float, seed_difference: float) -> str:
