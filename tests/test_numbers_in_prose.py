@@ -86,12 +86,23 @@ def unconditional_outcome(sentence: str) -> bool:
     return bool(RUN.search(sentence) and OUTCOME.search(sentence))
 
 
+RULES = {  # what a sentence may not do: (the test, what the failure says to do)
+    "number": (unexplained, "a number with % or ° that is neither computed by the run nor cited (quote it from the "
+                            "run: {glue} on a page, say(f\"...\") in a notebook; cite its source; or add the phrase "
+                            "to ALLOWED with a reason)"),
+    "outcome": (unconditional_outcome, "a sentence reads a run's result in words without a value of the run, a "
+                                       "citation or a condition (quote the result: {glue} on a page, say(f\"...\") "
+                                       "in a notebook; make the sentence conditional; or add the phrase to "
+                                       "ALLOWED_OUTCOMES with a reason)"),
+}
+
+
+@pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_outcome_in_words_is_computed_cited_or_conditional(path):
-    bare = [s for s in sentences(prose(path)) if unconditional_outcome(s)]
-    assert not bare, (f"{path.relative_to(ROOT)}: a sentence reads a run's result in words without a value "
-                      f"of the run, a citation or a condition (quote the result: {{glue}} on a page, say(f\"...\") in a "
-                      f"notebook; make the sentence conditional; or add the phrase to ALLOWED_OUTCOMES with a reason):\n" + "\n".join(bare))
+def test_every_result_in_the_prose_is_computed_cited_or_conditional(path, rule):
+    breaks, advice = RULES[rule]
+    bare = [s for s in sentences(prose(path)) if breaks(s)]
+    assert not bare, f"{path.relative_to(ROOT)}: {advice}:\n" + "\n".join(bare)
 
 
 def test_the_rule_catches_an_outcome_in_words():
@@ -102,14 +113,6 @@ def test_the_rule_catches_an_outcome_in_words():
     assert not unconditional_outcome("In this run the angle ends at {glue:}`angle` degrees.")
     assert not unconditional_outcome(said('say(f"In this run the angle ends at {angle:.0f}°.")')[0])
     assert not unconditional_outcome("Backprop sends the error back through the transposed weights.")
-
-
-@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_number_in_the_prose_is_computed_or_cited(path):
-    bare = [s for s in sentences(prose(path)) if unexplained(s)]
-    assert not bare, (f"{path.relative_to(ROOT)}: a number with % or ° that is neither computed by the run nor "
-                      f"cited (quote it from the run: {{glue}} on a page, say(f\"...\") in a notebook; cite its source; or "
-                      f"add the phrase to ALLOWED with a reason):\n" + "\n".join(bare))
 
 
 def test_the_rule_catches_a_hard_coded_result():
