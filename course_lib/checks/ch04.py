@@ -1,8 +1,29 @@
-"""Checks for Chapter 4's exercise: one Kolen-Pollack step of a two-layer network."""
+"""Chapter 4's exercise, one Kolen-Pollack step of a two-layer network: its reference answer and check."""
 import torch
 
-from ..chapters import ch04
-from .core import Case, CheckResult, Mistake, named_outputs, random_two_layer, run_check, sizes_label
+from ..network import MLP
+from ..optim import make_optimizer
+from ..rules.kolen_pollack import KolenPollack
+from .core import Case, Mistake, named_outputs, random_two_layer, sizes_label
+from .exercise import Exercise
+
+
+STEP_NAMES = ("W1", "b1", "W2", "b2", "B")
+
+
+def kolen_pollack_step(X, T, W1, b1, W2, b2, B, lr, lr_B, decay) -> dict:
+    """Reference for exercise 4.1: the parameters after one Kolen-Pollack step (plain SGD, no
+    momentum) of the chapter's network (ReLU hidden layer, cross-entropy on the logits):
+
+        W_l ← W_l - lr (ΔW_l + λ W_l),   b_l ← b_l - lr Δb_l,   B ← B - lr_B (ΔW₂ᵀ + λ B)
+
+    with FA's updates ΔW_l (the error reaches the hidden layer through the old B). New tensors are
+    returned as {"W1", "b1", "W2", "b2", "B"}; the inputs are left unchanged."""
+    W1, b1, W2, b2, B = (t.clone() for t in (W1, b1, W2, b2, B))
+    net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
+    rule = KolenPollack.with_feedback([B], decay=decay, lr_B=lr_B)
+    rule.step(net, X, T, make_optimizer(net, rule, lr))
+    return dict(zip(STEP_NAMES, (W1, b1, W2, b2, B)))
 
 
 def kp_cases():
@@ -108,13 +129,14 @@ KP_MISTAKES = [
 ]
 
 
-normalise_step = named_outputs(*ch04.STEP_NAMES, what=", the parameters after the step")
+normalise_step = named_outputs(*STEP_NAMES, what=", the parameters after the step")
 
 
-def check_kolen_pollack_step(fn, verbose=True) -> CheckResult:
-    """Chapter 4 exercise "One Kolen-Pollack step": compares with the library's KolenPollack rule
-    on four cases (a square one, odd sizes, batch 1, float64), each with its own lr, lr_B and λ."""
-    return run_check("kolen_pollack_step", fn, kp_cases(), ch04.kolen_pollack_step, KP_MISTAKES,
-                     normalise=normalise_step, verbose=verbose,
-                     shape_hint="Shapes: W1 (n_hidden, n_in), W2 (n_out, n_hidden), B (n_hidden, n_out) "
-                                "like W2ᵀ, so B's update is ΔW2ᵀ.")
+KOLEN_POLLACK_STEP = Exercise(
+    "kolen_pollack_step", kolen_pollack_step, kp_cases, KP_MISTAKES,
+    normalise=normalise_step,
+    shape_hint="Shapes: W1 (n_hidden, n_in), W2 (n_out, n_hidden), B (n_hidden, n_out) "
+               "like W2ᵀ, so B's update is ΔW2ᵀ.",
+    about="""Chapter 4 exercise "One Kolen-Pollack step": compares with the library's KolenPollack rule
+    on four cases (a square one, odd sizes, batch 1, float64), each with its own lr, lr_B and λ.""")
+check_kolen_pollack_step = KOLEN_POLLACK_STEP.check

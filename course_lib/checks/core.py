@@ -136,8 +136,13 @@ def named_outputs(*names, what=""):
     return normalise
 
 
-GRAD_NAMES = ("dW1", "db1", "dW2", "db2")
+GRAD_NAMES = ("dW1", "db1", "dW2", "db2")  # the outputs of the chapters' two-layer exercises
 normalise_grads = named_outputs(*GRAD_NAMES)
+
+
+def exercise_grads(updates: dict) -> dict:
+    """A rule's updates {"W1": ..., "b1": ...} under the exercises' names {"dW1": ..., "db1": ...}."""
+    return {f"d{name}": updates[name] for name in ("W1", "b1", "W2", "b2")}
 
 
 def random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, targets="one_hot", dark=0.0,
