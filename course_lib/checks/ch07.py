@@ -279,8 +279,14 @@ def negative_labels_statistics(exercise, fn) -> str:
     return "reproducible with the generator, never the true label, uniform over the others (χ² test)."
 
 
+def negative_labels_example():
+    """One small call of the exercise's function (its check draws 20,000 labels of its own)."""
+    return [Case(dict(y=torch.tensor([0, 3, 9]), n_classes=10, generator=torch.Generator().manual_seed(0)),
+                 "3 samples, 10 classes", 3)]
+
+
 NEGATIVE_LABELS = Exercise(
-    "negative_labels", negative_labels, body=negative_labels_statistics,
+    "negative_labels", negative_labels, negative_labels_example, body=negative_labels_statistics,
     about="""Exercise 7.2 "Negative labels": with a fixed generator passed in, the labels must be
     reproducible, in range, never the true label, and uniform over the other labels (a χ² test on
     20,000 samples); batch 1 and 3 classes included.""")
