@@ -14,7 +14,8 @@ import torch
 
 from ..activations import get_activation
 from ..checks.ch06 import mirror_update  # noqa: F401  (the reference, kept with its check)
-from ..recipes import PUBLISHED, run_many
+from ..launchers import run_many
+from ..recipes import PUBLISHED
 from ..rules.weight_mirroring import MirroredPEPITA, draw_noise
 from ..tables import markdown_table  # noqa: F401  (the notebook shows its tables with it)
 
