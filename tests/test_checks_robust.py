@@ -254,13 +254,25 @@ def test_dtype_is_reported_only_once_the_values_match():
     assert result.mistake == "dtype" and "the values are right" in result.message
 
 
-def test_generic_message_names_the_differing_output():
-    def db1_off(X, T, W1, b1, W2, b2):
+def biases_off(*names):
+    """Backprop with the updates ``names`` off by an offset no named mistake explains."""
+    def learner(X, T, W1, b1, W2, b2):
         out = ch01.backprop_two_layer(X, T, W1, b1, W2, b2)
-        return {**out, "db1": out["db1"] + torch.linspace(0.1, 0.3, len(b1), dtype=b1.dtype)}
-    result = checks1.check_backprop_two_layer(db1_off, verbose=False)
+        return {**out, **{name: out[name] + torch.linspace(0.1, 0.3, len(out[name]), dtype=b1.dtype) for name in names}}
+    return learner
+
+
+def test_generic_message_names_the_differing_outputs():
+    result = checks1.check_backprop_two_layer(biases_off("db1", "db2"), verbose=False)
     assert result.mistake == "values"
-    assert "db1 differs" in result.message and "dW1, dW2 and db2 are right" in result.message
+    assert "db1 and db2 differ" in result.message and "dW1 and dW2 are right" in result.message
+
+
+def test_one_wrong_output_is_read_from_the_right_one_beside_it():
+    """Only db1 off: dW1 shares its error e1 and is right, so the hint points at the bias's own step."""
+    result = checks1.check_backprop_two_layer(biases_off("db1"), verbose=False)
+    assert result.mistake == "only_db1", result.message
+    assert "dW1, dW2 and db2 are right" in result.message and "e1.mean(dim=0)" in result.message
 
 
 def test_transposed_update_is_named_on_a_square_case():

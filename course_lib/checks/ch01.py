@@ -5,8 +5,8 @@ import torch
 from ..network import MLP
 from ..properties import BROADCAST_VECTOR, OTHER_SYNAPSE, POST, PRE, is_local
 from ..rules import Backprop
-from .core import (GRAD_NAMES, Case, Mistake, Wrong, batch_twice, call_learner, exercise_grads, normalise_grads,
-                   random_two_layer, returned_none, sizes_label)
+from .core import (ERROR_PAIRS_ALONE, GRAD_NAMES, Case, Mistake, Wrong, batch_twice, call_learner, exercise_grads,
+                   normalise_grads, only_output, random_two_layer, returned_none, sizes_label)
 from .exercise import Exercise
 
 
@@ -113,7 +113,7 @@ BACKPROP_FACTORS = [batch_twice()]
 
 BACKPROP_TWO_LAYER = Exercise(
     "backprop_two_layer", backprop_two_layer, two_layer_cases, BACKPROP_MISTAKES, BACKPROP_FACTORS,
-    normalise=normalise_grads, compare_with=autograd_two_layer,
+    normalise=normalise_grads, compare_with=autograd_two_layer, readers=[only_output(ERROR_PAIRS_ALONE)],
     shape_hint="Shapes: X (batch, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden); "
                "write the shape next to each line to see which matrix needs a transpose.",
     about="""Chapter 1 exercise "Backprop by hand": compares with torch autograd on four cases.""")

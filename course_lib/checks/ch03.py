@@ -3,7 +3,8 @@ import torch
 
 from ..network import MLP
 from ..rules.feedback_alignment import FeedbackAlignment
-from .core import Case, Mistake, batch_twice, exercise_grads, normalise_grads, random_two_layer, sizes_label
+from .core import (ERROR_PAIRS_ALONE, Case, Mistake, batch_twice, exercise_grads, normalise_grads, only_output,
+                   random_two_layer, sizes_label)
 from .exercise import Exercise
 
 
@@ -83,7 +84,7 @@ FA_FACTORS = [batch_twice()]
 
 FEEDBACK_ALIGNMENT = Exercise(
     "feedback_alignment_updates", feedback_alignment_updates, fa_cases, FA_MISTAKES, FA_FACTORS,
-    normalise=normalise_grads,
+    normalise=normalise_grads, readers=[only_output(ERROR_PAIRS_ALONE)],
     shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
                "B (n_hidden, n_out) like W2ᵀ; write the shape next to each line.",
     about="""Chapter 3 exercise "Feedback alignment for a two-layer network": compares with the library's

@@ -3,7 +3,8 @@ import torch
 
 from ..network import MLP
 from ..rules.pepita import PEPITA
-from .core import Case, Mistake, batch_twice, exercise_grads, normalise_grads, random_two_layer, sizes_label
+from .core import (Case, Mistake, batch_twice, exercise_grads, normalise_grads, only_output, random_two_layer,
+                   sizes_label)
 from .exercise import Exercise
 
 
@@ -117,11 +118,20 @@ PEPITA_MISTAKES = [
             "h1_mod = relu(X_mod W1ᵀ + b1)."),
 ]
 PEPITA_FACTORS = [batch_twice()]
+PEPITA_ALONE = {
+    "dW1": "db1, the batch mean of the hidden layer's change between the passes, is right, so the change is "
+           "right: dW1 pairs it with the modulated input X_mod = X - e Fᵀ (not the clean X), divided by N.",
+    "db1": "dW1 is right, so the hidden layer's change between the passes is right: db1 is its batch mean, "
+           "with nothing multiplied in.",
+    "dW2": "db2, the batch mean of the modulated pass's error e_mod, is right: dW2 pairs e_mod with the "
+           "modulated pass's hidden activity h1_mod (not the clean h1), divided by N.",
+    "db2": "dW2 is right, so e_mod is right: db2 is its batch mean, e_mod.mean(dim=0).",
+}
 
 
 PEPITA_UPDATES = Exercise(
     "pepita_updates", pepita_updates, pepita_cases, PEPITA_MISTAKES, PEPITA_FACTORS,
-    normalise=normalise_grads,
+    normalise=normalise_grads, readers=[only_output(PEPITA_ALONE)],
     shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
                "F (n_in, n_out); the error e is (N, n_out), so e @ F.T is (N, n_in).",
     about="""Chapter 5 exercise "PEPITA for a two-layer network": compares with the library's PEPITA rule

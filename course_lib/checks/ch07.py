@@ -187,6 +187,11 @@ def _chi_square_limit(n_classes) -> float:
     return dof + 7 * (2 * dof) ** 0.5
 
 
+ONE_SHIFT = ("every sample's label was moved by the same shift (on a test case with {label}): one shift was drawn "
+             "for the whole batch, so the batch's wrong labels all follow one pattern. Draw one shift per sample, "
+             "a tensor of shape (N,): torch.randint(1, n_classes, (len(y),), generator=generator).")
+
+
 def _call_negatives(fn, y, n_classes, seed, label):
     g = torch.Generator().manual_seed(seed)
     case = Case(dict(y=y, n_classes=n_classes, generator=g), label, len(y))
@@ -263,6 +268,8 @@ def negative_labels_statistics(exercise, fn) -> str:
                         "drawn from the generator passed in.", "not_random")
         chi2 = _chi_square(y, neg, n_classes)
         if chi2 > _chi_square_limit(n_classes):
+            if len(torch.unique((neg.to(y.dtype) - y) % n_classes)) == 1:
+                raise Wrong(ONE_SHIFT.format(label=label), "one_shift_for_batch")
             counts = torch.bincount(neg[y == 0], minlength=n_classes)[1:].tolist()
             if 0 in counts:
                 raise Wrong(f"for true label 0 the labels 1..{n_classes - 1} came {counts} times (on a test case "

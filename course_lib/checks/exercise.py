@@ -20,10 +20,12 @@ class Exercise:
     """One exercise: ``check(fn)`` runs the learner's ``fn`` against ``reference`` on ``cases()``.
 
     ``mistakes``, ``factors``, ``normalise``, ``shape_hint`` and ``tolerance`` are those of
-    :func:`course_lib.checks.core.run_check`. An exercise whose check needs more than the comparison
-    (a statistical test, a dict of answers) gives ``body(exercise, fn)``, which returns the success
-    text or raises :class:`~course_lib.checks.core.Wrong`. ``compare_with``, when given, is what the check
-    compares with instead of the reference (torch autograd, say). ``about`` is the check's docstring."""
+    :func:`course_lib.checks.core.run_check`; ``readers`` those of :func:`~course_lib.checks.core.diagnose`
+    (a diagnosis read from the learner's output). An exercise whose check needs more than the
+    comparison (a statistical test, a dict of answers) gives ``body(exercise, fn)``, which returns the
+    success text or raises :class:`~course_lib.checks.core.Wrong`. ``compare_with``, when given, is
+    what the check compares with instead of the reference (torch autograd, say). ``about`` is the
+    check's docstring."""
     name: str
     reference: Callable
     cases: Callable[[], list] = list
@@ -35,6 +37,7 @@ class Exercise:
     points: int = 1
     body: Callable | None = None
     compare_with: Callable | None = None
+    readers: list = field(default_factory=list)
     about: str = ""
 
     def __post_init__(self):
@@ -56,8 +59,8 @@ class Exercise:
     def compare(self, fn, cases=None) -> str:
         """Compare ``fn`` with the reference on every case (``cases`` or the exercise's own)."""
         cases = self.cases() if cases is None else cases
-        compare(self.name, fn, cases, self.compare_with or self.reference, self.mistakes, self.tolerance, self.normalise,
-                self.shape_hint, self.factors)
+        compare(self.name, fn, cases, self.compare_with or self.reference, self.mistakes, self.tolerance,
+                self.normalise, self.shape_hint, self.factors, self.readers)
         return f"correct on all {len(cases)} test cases."
 
 
