@@ -9,8 +9,9 @@ Outputs are stripped from both versions.
 nbgrader: every exercise notebook carries nbgrader cell metadata, derived here and never written
 into ``solutions/`` (so nobody edits it by hand): each cell with a solution region is a solution
 cell whose ``grade_id`` is the name of the function it defines, and each check cell
-(``check_<exercise>(...)``) is a locked, autograded test cell ``check_<exercise>`` worth
-``POINTS`` (1 unless listed). ``--nbgrader COURSE`` writes the solutions, with the same metadata,
+(``check_<exercise>(...)``) is a locked, autograded test cell ``check_<exercise>`` worth the
+points its :class:`~course_lib.checks.exercise.Exercise` declares (1 by default). ``--nbgrader
+COURSE`` writes the solutions, with the same metadata,
 as nbgrader's source notebooks into ``COURSE/source/<chapter folder>/``; there the check cells
 assert that the check passed (``assert check_x(x), ...``), so a failing check costs the cell's
 points. In ``book/`` the check cells stay plain calls, so the rendered book shows each check line
@@ -33,7 +34,15 @@ import nbformat
 from .notebook_format import BEGIN, CHECK_CALL, DEF, END, first_def
 
 ROOT = Path(__file__).resolve().parents[1]
-POINTS = {}  # exercise -> nbgrader points of its check cell; 1 unless listed
+
+
+def points(exercise: str) -> int:
+    """The nbgrader points of ``exercise``'s check cell, as its declaration says (1 for a name that is
+    not a registered exercise)."""
+    from .checks import EXERCISES  # loaded only when a notebook has check cells to mark
+    check = EXERCISES.get(exercise)
+    return check.exercise.points if check else 1
+
 COLAB_TAG = "colab-install"
 
 
@@ -120,7 +129,7 @@ def add_nbgrader_metadata(nb, assert_checks: bool = False):
         elif call:
             exercise = call.group(1)
             cell.metadata["nbgrader"] = {"grade": True, "grade_id": unique(f"check_{exercise}"), "locked": True,
-                                         "points": POINTS.get(exercise, 1), "schema_version": 3,
+                                         "points": points(exercise), "schema_version": 3,
                                          "solution": False, "task": False}
             if assert_checks:
                 cell.source = (f"assert check_{exercise}({call.group(2)}), "

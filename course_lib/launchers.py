@@ -17,6 +17,8 @@ name (done with the function's return value, or failed with the error and, for a
   are done, queued or running.
 """
 import concurrent.futures
+import contextlib
+import io
 import json
 import multiprocessing
 import os
@@ -30,6 +32,8 @@ from functools import partial
 from pathlib import Path
 
 import torch
+
+from . import config
 
 STATUSES = ("done", "running", "queued", "failed", "missing")
 # Slurm's job states (squeue %T) that mean waiting and running; any other state has ended.
@@ -194,3 +198,44 @@ def queue_states() -> dict:
     result = subprocess.run(["squeue", "--me", "--noheader", "--array", "--states=all", "--format=%i|%T"],
                             capture_output=True, text=True, check=True)
     return dict(line.strip().split("|", 1) for line in result.stdout.splitlines() if "|" in line)
+
+
+# ---------------------------------------------------------------- many recipes, side by side (the chapters)
+
+def run_recipe(recipe, data, seed: int, on_epoch=None):
+    """``recipe.run(data, seed, on_epoch=on_epoch)``: what :func:`run_many` runs for each call."""
+    return recipe.run(data, seed, on_epoch=on_epoch)
+
+
+def run_recipe_quietly(recipe, data, seed: int, on_epoch=None):
+    """:func:`run_recipe` without the training loop's printed notes (a run that blew up or whose loss
+    grew still says so in ``history.diverged`` and ``history.loss_grew``): for a search that tries
+    rates too large on purpose and reports such runs in its own table."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return run_recipe(recipe, data, seed, on_epoch)
+
+
+def run_many(calls: dict, data, jobs: int = 1, quiet: bool = False) -> dict:
+    """{key: History} for ``calls`` = {key: (recipe, seed, on_epoch)}, each trained or loaded on
+    ``data``: one after the other here when ``jobs`` is 1, else ``jobs`` at a time in worker processes
+    (:func:`run_in_processes`, the cores shared out among them: on the course's
+    small networks one run per core trains more per second than one run on every core). The data
+    reach the workers through shared memory; ``on_epoch`` must then pickle (a module-level function,
+    or :class:`~course_lib.alignment.alignment_tracker`). A run that raises stops with its error.
+    ``quiet``: the runs print no notes (:func:`run_recipe_quietly`)."""
+    args = {key: (recipe, data, seed, on_epoch) for key, (recipe, seed, on_epoch) in calls.items()}
+    fn = run_recipe_quietly if quiet else run_recipe
+    if jobs == 1 or len(calls) <= 1:
+        return {key: outcome.result for key, outcome in run_here(fn, args).items()}
+    outcomes = run_in_processes(fn, args, jobs, progress=False)
+    failed = {key: o.error for key, o in outcomes.items() if o.status != "done"}
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(calls)} runs failed: " +
+                           "; ".join(f"{key}: {error}" for key, error in failed.items()))
+    return {key: outcome.result for key, outcome in outcomes.items()}
+
+
+def parallel_jobs() -> int:
+    """How many runs a chapter trains side by side: one per core in full mode, one in fast mode
+    (where starting worker processes would take longer than the tiny runs)."""
+    return config.by_mode(full=available_cores(), quick=1)

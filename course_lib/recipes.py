@@ -1,209 +1,20 @@
-"""Every training recipe of the course in one place (Chapter 8, "Reproducing the published numbers").
-
-A :class:`Recipe` is everything that decides a run: the network (sizes, units, output, loss,
-initialisation), the rule and its settings, the optimiser (lr, momentum, decay), the schedule, the
-batch, the number of epochs and the data; a published one also carries its figure
-(:class:`Published`: the accuracy, its source and the kind of source). ``recipe.run(data, seed)``
-trains it, or loads it from the run cache when the same run was trained before.
-
-A chapter's short run is a *budget* of a recipe, ``recipe.budget(10)``: the same recipe for fewer
-epochs, its schedule scaled to them (lr ÷ 10 after 60 % and 90 % of the epochs stays at 60 % and
-90 %). The reproduction command (:mod:`course_lib.reproduce`) trains :data:`PUBLISHED`; chapter 8
-trains :data:`SYNTHESIS`.
-
-The rule of a recipe is drawn from the run's seed (``RuleSpec(FeedbackAlignment)(seed)``), so its
-own random matrices and noise (B, F, dropout masks, mirror noise, negative labels) change with
-the seed, and the spread over seeds includes them.
+"""Every training recipe of the course in one place (Chapter 8, "Reproducing the published numbers"):
+the published figures the reproduction command (:mod:`course_lib.reproduce`) trains
+(:data:`PUBLISHED`), chapter 8's side-by-side comparison (:data:`SYNTHESIS`), and the chapters' own
+recipes, each with its provenance. What a recipe is and how it runs is :mod:`course_lib.recipe`
+(its names are offered here too); running many side by side is :func:`course_lib.launchers.run_many`
+(offered here too, as the notebooks call it).
 """
-import contextlib
-import inspect
-import io
-import statistics
-import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-
-import torch
-
-from . import config, launchers
-from .network import MLP
+from .launchers import parallel_jobs, run_many, run_recipe, run_recipe_quietly  # noqa: F401  (offered here)
+from .recipe import (SOURCE_KINDS, Cooldown, Published, Recipe, RuleSpec, Run, StepAt,  # noqa: F401
+                     final_accuracies, mean_std, synchronize, train_settings)
 from .rules import Backprop
-from .rules.base import LearningRule
 from .rules.feedback_alignment import DirectFeedbackAlignment, FeedbackAlignment, SignSymmetry
 from .rules.forward_forward import ForwardForward
 from .rules.kolen_pollack import KolenPollack
 from .rules.pepita import PEPITA
 from .rules.perturbation import NodePerturbation, WeightPerturbation
 from .rules.weight_mirroring import MirroredPEPITA, WeightMirroring
-from .train import History, linear_cooldown, make_optimizer, train
-
-# The kinds of source a published figure comes from, strongest first (the book's tables say which).
-SOURCE_KINDS = ("paper table", "authors' code log", "reimplementation README", "lab notebook")
-
-
-@dataclass(frozen=True)
-class Published:
-    """A published test accuracy (%) and where it comes from."""
-    accuracy: float
-    source: str                 # who and where: "Dellaferrera & Kreiman 2022, Table 1"
-    kind: str                   # one of SOURCE_KINDS
-    std: float | None = None    # over seeds, where the source gives one
-    data: str = "MNIST"
-
-    def __post_init__(self):
-        if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"kind is one of {SOURCE_KINDS}, got {self.kind!r}.")
-
-    @property
-    def tolerance(self) -> float:
-        """How far a reproduction may land from the figure: 0.3 points, or 2 std where the source
-        gives a spread over seeds, whichever is wider."""
-        return max(0.3, 2 * (self.std or 0.0))
-
-    def __str__(self):
-        return f"{self.accuracy:.2f}" + (f" ± {self.std:.2f}" if self.std else "")
-
-
-@dataclass(frozen=True)
-class RuleSpec:
-    """A rule class and its settings; called with a seed it makes a fresh rule drawn from that seed
-    (rules without randomness take no seed)."""
-    cls: type
-    settings: dict = field(default_factory=dict)
-
-    def __call__(self, seed: int = 0) -> LearningRule:
-        seeded = "seed" in inspect.signature(self.cls).parameters
-        return self.cls(**self.settings, **({"seed": seed} if seeded else {}))
-
-    def __str__(self):
-        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
-        return f"{self.cls.__name__}({settings})"
-
-
-@dataclass(frozen=True)
-class StepAt:
-    """lr × 0.1 after each of these fractions of the run (0.6, 0.9: epochs 60 and 90 of 100)."""
-    fractions: tuple
-
-    def __call__(self, num_epochs: int):
-        return [round(f * num_epochs) for f in self.fractions] if num_epochs > 1 else None
-
-
-@dataclass(frozen=True)
-class Cooldown:
-    """Constant lr for half of the run, then a linear fall (:func:`course_lib.train.linear_cooldown`)."""
-
-    def __call__(self, num_epochs: int):
-        return linear_cooldown(num_epochs)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One training recipe; the module docstring says what it holds and how it runs."""
-    key: str
-    chapter: int
-    rule: RuleSpec
-    hidden: tuple                       # hidden-layer widths; the input and output sizes come from the data
-    lr: float
-    num_epochs: int
-    batch_size: int = 64
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    schedule: object = None             # num_epochs -> train's schedule (StepAt, Cooldown), or None
-    activation: str = "relu"
-    output: str = "identity"
-    loss: str = "cross_entropy"
-    init: object = "he"
-    top: str = "classes"                # "classes": last layer = n_classes; "hidden": one more hidden-width layer (FF)
-    data: str = "mnist"
-    published: Published | None = None
-    note: str = ""                      # where the recipe departs from, or fills in, its source
-
-    def sizes(self, data) -> list:
-        n_out = data.n_classes if self.top == "classes" else self.hidden[-1]
-        return [data.n_features, *self.hidden, n_out]
-
-    def network(self, data, seed: int = 0, device=None) -> MLP:
-        return MLP(self.sizes(data), activation=self.activation, output=self.output, loss=self.loss,
-                   init=self.init, seed=seed, device=device if device is not None else data.X_train.device)
-
-    def budget(self, num_epochs: int, key: str | None = None) -> "Recipe":
-        """The same recipe for ``num_epochs`` epochs (schedule scaled): a chapter's short run, under
-        ``key`` if given (the name of its runs in the cache)."""
-        return replace(self, num_epochs=int(num_epochs), key=key or self.key)
-
-    def variant(self, key: str, **changes) -> "Recipe":
-        """The recipe with some settings changed, under its own key (its own runs in the cache)."""
-        return replace(self, key=key, **changes)
-
-    def make_rule(self, seed: int = 0, quick: bool = False) -> LearningRule:
-        """A fresh rule drawn from ``seed``; in fast mode any mirror phase before training is cut to
-        10 steps (the pipeline, not the result, is what fast mode checks)."""
-        rule = self.rule(seed)
-        if quick and getattr(rule, "premirror_steps", 0):
-            rule.premirror_steps = min(rule.premirror_steps, 10)
-        return rule
-
-    def run(self, data, seed: int = 0, *, rule: LearningRule | None = None, quick: bool | None = None,
-            runs_dir=None, save: bool = True, on_epoch=None, progress: bool = False, compile: bool = False) -> History:
-        """Train the recipe on ``data`` from ``seed`` (network, rule and batch order), or load it.
-
-        ``rule``: another rule trained with this recipe's network and optimiser (a learner's own
-        function wrapped as a rule, say); its settings go into the checkpoint's fingerprint.
-        ``quick`` (default: the course's fast mode) trains one epoch at constant lr. ``runs_dir``:
-        the folder of the run's checkpoint (default: the shared run cache, nothing saved in fast
-        mode); the file is ``<key>_seed<seed>-<fingerprint>.pt``. ``save=False``: no checkpoint
-        (a benchmark that times the training itself). ``compile``: see :func:`course_lib.train.train`."""
-        quick = config.quick_mode() if quick is None else quick
-        rule = rule if rule is not None else self.make_rule(seed, quick)
-        name = f"{self.key}_seed{seed}.pt"
-        checkpoint = None if not save else Path(runs_dir) / name if runs_dir is not None else config.run_file(name)
-        return train(self.network(data, seed), rule, data, seed=seed, on_epoch=on_epoch, checkpoint=checkpoint,
-                     progress=progress, compile=compile, **train_settings(self, quick))
-
-    def steps_per_epoch(self, data) -> int:
-        return -(-len(data.X_train) // self.batch_size)
-
-    def seconds_per_step(self, data, steps: int = 20, device=None) -> float:
-        """Wall-clock seconds of one training step on ``device`` (default: the data's), timed over
-        ``steps`` steps on the first batch after one warm-up step; no evaluation."""
-        device = torch.device(device) if device is not None else data.X_train.device
-        net, rule = self.network(data, 0, device), self.make_rule(0, quick=True)
-        optimizer = make_optimizer(net, rule, self.lr, self.momentum, self.weight_decay)
-        X, y = data.X_train[:self.batch_size].to(device), data.y_train[:self.batch_size].to(device)
-        rule.step(net, X, y, optimizer)                                   # warm-up
-        synchronize(device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            rule.step(net, X, y, optimizer)
-        synchronize(device)
-        return (time.perf_counter() - start) / steps
-
-    def describe(self) -> str:
-        """One line: network, rule, optimiser, budget."""
-        net = "-".join(map(str, ["n_in", *self.hidden, "n_out" if self.top == "classes" else self.hidden[-1]]))
-        optimiser = f"lr {self.lr:g}" + (f", momentum {self.momentum:g}" if self.momentum else "") + (
-            f", decay {self.weight_decay:g}" if self.weight_decay else "")
-        return (f"{net} {self.activation}, {self.rule}, {optimiser}, batch {self.batch_size}, "
-                f"{self.num_epochs} epochs")
-
-
-def synchronize(device: torch.device):
-    """Wait for the device's queued work, so that a timer reads the work and not its queueing."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def final_accuracies(histories) -> list:
-    """Test accuracy (%) at the end of each run."""
-    return [100 * h["test_acc"][-1] for h in histories]
-
-
-def mean_std(values) -> tuple:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-# ---------------------------------------------------------------- the published recipes
 
 AKROUT_LOG = "Akrout et al. 2019, training logs of their public code (makrout/Deep-Learning-without-Weight-Transport)"
 PEPITA_TABLE = "Dellaferrera & Kreiman 2022, Table 1"
@@ -409,58 +220,6 @@ CH04 = _chapter_comparison(
 
 CHAPTERS_1_4 = {r.key: r for r in [CH01_BACKPROP, CH02_SAME_STEP, CH03_FA, *CH03_DEEP.values(), *CH04.values()]}
 
-
-def run_recipe(recipe: Recipe, data, seed: int, on_epoch=None) -> History:
-    """``recipe.run(data, seed, on_epoch=on_epoch)``: what :func:`run_many` runs for each call."""
-    return recipe.run(data, seed, on_epoch=on_epoch)
-
-
-def run_recipe_quietly(recipe: Recipe, data, seed: int, on_epoch=None) -> History:
-    """:func:`run_recipe` without the training loop's printed notes (a run that blew up or whose loss
-    grew still says so in ``history.diverged`` and ``history.loss_grew``): for a search that tries
-    rates too large on purpose and reports such runs in its own table."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        return run_recipe(recipe, data, seed, on_epoch)
-
-
-def run_many(calls: dict, data, jobs: int = 1, quiet: bool = False) -> dict:
-    """{key: History} for ``calls`` = {key: (recipe, seed, on_epoch)}, each trained or loaded on
-    ``data``: one after the other here when ``jobs`` is 1, else ``jobs`` at a time in worker processes
-    (:func:`course_lib.launchers.run_in_processes`, the cores shared out among them: on the course's
-    small networks one run per core trains more per second than one run on every core). The data
-    reach the workers through shared memory; ``on_epoch`` must then pickle (a module-level function,
-    or :class:`~course_lib.alignment.alignment_tracker`). A run that raises stops with its error.
-    ``quiet``: the runs print no notes (:func:`run_recipe_quietly`)."""
-    args = {key: (recipe, data, seed, on_epoch) for key, (recipe, seed, on_epoch) in calls.items()}
-    fn = run_recipe_quietly if quiet else run_recipe
-    if jobs == 1 or len(calls) <= 1:
-        return {key: outcome.result for key, outcome in launchers.run_here(fn, args).items()}
-    outcomes = launchers.run_in_processes(fn, args, jobs, progress=False)
-    failed = {key: o.error for key, o in outcomes.items() if o.status != "done"}
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(calls)} runs failed: " +
-                           "; ".join(f"{key}: {error}" for key, error in failed.items()))
-    return {key: outcome.result for key, outcome in outcomes.items()}
-
-
-def parallel_jobs() -> int:
-    """How many runs a chapter trains side by side: one per core in full mode, one in fast mode
-    (where starting worker processes would take longer than the tiny runs)."""
-    return config.by_mode(full=launchers.available_cores(), quick=1)
-
-
-def train_settings(recipe: Recipe, quick: bool | None = None) -> dict:
-    """The recipe's optimiser and budget as keyword arguments of :func:`course_lib.train.train`, for a
-    notebook that trains its own rule (the learner's function) with the recipe: lr, num_epochs,
-    batch_size, momentum, weight_decay and the schedule; in fast mode one epoch at constant lr."""
-    quick = config.quick_mode() if quick is None else quick
-    num_epochs = 1 if quick else recipe.num_epochs
-    return dict(lr=recipe.lr, num_epochs=num_epochs, batch_size=recipe.batch_size, momentum=recipe.momentum,
-                weight_decay=recipe.weight_decay,
-                schedule=None if quick or not recipe.schedule else recipe.schedule(num_epochs))
-
-
-# ---------------------------------------------------------------- chapter 6: Akrout et al.'s set-up, on a lab budget
 
 def _akrout_fast(name, lr):
     """Akrout et al.'s network (784-500-10 sigmoid, batch 128, their rule settings) with softmax

@@ -26,6 +26,7 @@ import torch
 from .compiled import compiled_updates
 from .data import minibatches
 from .network import MLP
+from .optim import fused_kernel_fits, make_optimizer  # noqa: F401  (imported from here too)
 from .progress import progress_bar
 from .rules.base import LearningRule
 
@@ -78,23 +79,6 @@ def evaluate(net: MLP, X, y, rule: LearningRule | None = None, batch_size: int =
     if hits:
         result["acc"] = torch.stack(hits).sum().float() / len(X)
     return result
-
-
-def make_optimizer(net: MLP, rule: LearningRule, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
-    """One SGD optimiser for every tensor that learns, grouped as ``rule.param_groups`` says;
-    rules put their updates in ``p.grad``. Where torch has one for the device, its fused SGD
-    kernel steps each tensor in one pass (momentum, decay and the step together)."""
-    if not lr > 0:
-        raise ValueError(f"The learning rate lr must be positive, got {lr}.")
-    groups = rule.bind(net).param_groups(net, lr, weight_decay)
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, fused=fused_kernel_fits(groups))
-
-
-def fused_kernel_fits(groups) -> bool:
-    """True when every tensor of the optimiser groups is a float tensor on a CPU or CUDA device,
-    where torch's fused SGD kernel runs."""
-    tensors = [t for group in groups for t in group["params"]]
-    return bool(tensors) and all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
 
 
 def step_schedule(milestones, gamma: float = 0.1):

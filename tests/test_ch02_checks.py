@@ -285,6 +285,6 @@ def test_simulation_part_of_the_formula_check(monkeypatch):
     import course_lib.checks.ch02 as checks
     assert "standard errors" in check_wp_predicted_moments(ch02.wp_predicted_moments, verbose=False).message
     real = ch02.linear_wp_changes
-    monkeypatch.setattr(checks.ch02, "linear_wp_changes", lambda *a: 2 * real(*a))
+    monkeypatch.setattr(checks, "linear_wp_changes", lambda *a: 2 * real(*a))
     result = check_wp_predicted_moments(ch02.wp_predicted_moments, verbose=False)
     assert not result and result.mistake == "simulation"

@@ -8,50 +8,30 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.chapters import ch01, ch02, ch03, ch04, ch05, ch06, ch07
-from course_lib.checks import EXERCISES, ch01 as checks1, ch02 as checks2, ch03 as checks3, ch04 as checks4
-from course_lib.checks import ch05 as checks5, ch06 as checks6, ch07 as checks7
+from course_lib.chapters import ch01, ch03, ch04, ch05  # the tests of particular exercises below
+from course_lib.checks import EXERCISES, all_exercises, ch01 as checks1, ch03 as checks3, ch04 as checks4
+from course_lib.checks import ch05 as checks5
 from course_lib.checks import core, your_function_or_reference
 from course_lib.checks.core import CheckResult, Mistake, made, run_check
 from learner_answers import flipped
 
-REFERENCES = {name: getattr(module, name) for module in (ch01, ch02, ch03, ch04, ch05, ch06, ch07) for name in EXERCISES
-              if hasattr(module, name)}
+REFERENCES = {exercise.name: exercise.reference for exercise in all_exercises()}
+
 
 def as_output(out) -> dict:
     """run_check's default normaliser: a single output."""
     return {"output": out}
 
 
-# exercise -> (its cases, its reference, its typical mistakes, its output normaliser)
-MISTAKE_CHECKS = {
-    "backprop_two_layer": (checks1.two_layer_cases(), checks1.autograd_two_layer, checks1.BACKPROP_MISTAKES,
-                           core.normalise_grads),
-    "weight_perturbation_update": (checks2.two_layer_cases("weight"), ch02.weight_perturbation_update,
-                                   checks2.WP_MISTAKES, core.normalise_grads),
-    "node_perturbation_update": (checks2.two_layer_cases("node"), ch02.node_perturbation_update,
-                                 checks2.NP_MISTAKES, core.normalise_grads),
-    "wp_empirical_moments": (checks2.linear_cases(), ch02.wp_empirical_moments, checks2.EMPIRICAL_MISTAKES,
-                             checks2.normalise_moments),
-    "wp_predicted_moments": (checks2.linear_cases(False), ch02.wp_predicted_moments, checks2.PREDICTED_MISTAKES,
-                             checks2.normalise_moments),
-    "feedback_alignment_updates": (checks3.fa_cases(), ch03.feedback_alignment_updates, checks3.FA_MISTAKES,
-                                   core.normalise_grads),
-    "kolen_pollack_step": (checks4.kp_cases(), ch04.kolen_pollack_step, checks4.KP_MISTAKES, checks4.normalise_step),
-    "pepita_updates": (checks5.pepita_cases(), ch05.pepita_updates, checks5.PEPITA_MISTAKES, core.normalise_grads),
-    "mirror_update": (checks6.mirror_cases(), ch06.mirror_update, checks6.MIRROR_MISTAKES, as_output),
-    "embed_label": (checks7.embed_cases(), ch07.embed_label, checks7.EMBED_MISTAKES, as_output),
-    "goodness": (checks7.goodness_cases(), ch07.goodness, checks7.GOODNESS_MISTAKES, as_output),
-    "ff_layer_loss": (checks7.loss_cases(), ch07.ff_layer_loss, checks7.LOSS_MISTAKES, as_output),
-    "normalise_input": (checks7.normalise_cases(), ch07.normalise_input, checks7.NORMALISE_MISTAKES, as_output),
-    "goodness_per_label": (checks7.predict_cases(), ch07.goodness_per_label, checks7.PREDICT_MISTAKES, as_output),
-}
+# exercise -> (its cases, what its check compares with, its typical mistakes, its output normaliser)
+MISTAKE_CHECKS = {exercise.name: (exercise.cases(), exercise.compare_with or exercise.reference, exercise.mistakes,
+                                  exercise.normalise or as_output) for exercise in all_exercises() if exercise.mistakes}
 BUILDER_RUNS = [(exercise, mistake, k) for exercise, (cases, _, mistakes, _) in MISTAKE_CHECKS.items()
                 for mistake in mistakes for k in range(len(cases))]
 
 
-def test_every_exercise_with_arguments_has_its_mistakes_listed():
-    assert set(MISTAKE_CHECKS) == set(EXERCISES) - {"local_factors", "negative_labels"}  # checked otherwise
+def test_every_exercise_compared_with_its_reference_declares_its_mistakes():
+    assert {exercise.name for exercise in all_exercises() if exercise.body is None} <= set(MISTAKE_CHECKS)
 
 
 @pytest.mark.parametrize("exercise, mistake, k", BUILDER_RUNS,
@@ -117,16 +97,9 @@ class Evil:
     __hash__ = object.__hash__
 
 
-OTHER_CASES = {  # exercises whose checks test properties instead of comparing with mistake builders
-    "local_factors": [core.Case({}, "")],
-    "negative_labels": [core.Case(dict(y=torch.tensor([0, 3, 9]), n_classes=10,
-                                       generator=torch.Generator().manual_seed(0)), "")],
-}
-
-
 def reference_output(exercise):
-    cases = MISTAKE_CHECKS[exercise][0] if exercise in MISTAKE_CHECKS else OTHER_CASES[exercise]
-    out = REFERENCES[exercise](**core.clone(cases[0].inputs))
+    case = EXERCISES[exercise].exercise.cases()[0]
+    out = REFERENCES[exercise](**core.clone(case.inputs))
     if isinstance(out, torch.Tensor):
         return {"output": out}
     return out if isinstance(out, dict) else dict(zip(core.GRAD_NAMES, out))
@@ -281,13 +254,25 @@ def test_dtype_is_reported_only_once_the_values_match():
     assert result.mistake == "dtype" and "the values are right" in result.message
 
 
-def test_generic_message_names_the_differing_output():
-    def db1_off(X, T, W1, b1, W2, b2):
+def biases_off(*names):
+    """Backprop with the updates ``names`` off by an offset no named mistake explains."""
+    def learner(X, T, W1, b1, W2, b2):
         out = ch01.backprop_two_layer(X, T, W1, b1, W2, b2)
-        return {**out, "db1": out["db1"] + torch.linspace(0.1, 0.3, len(b1), dtype=b1.dtype)}
-    result = checks1.check_backprop_two_layer(db1_off, verbose=False)
+        return {**out, **{name: out[name] + torch.linspace(0.1, 0.3, len(out[name]), dtype=b1.dtype) for name in names}}
+    return learner
+
+
+def test_generic_message_names_the_differing_outputs():
+    result = checks1.check_backprop_two_layer(biases_off("db1", "db2"), verbose=False)
     assert result.mistake == "values"
-    assert "db1 differs" in result.message and "dW1, dW2 and db2 are right" in result.message
+    assert "db1 and db2 differ" in result.message and "dW1 and dW2 are right" in result.message
+
+
+def test_one_wrong_output_is_read_from_the_right_one_beside_it():
+    """Only db1 off: dW1 shares its error e1 and is right, so the hint points at the bias's own step."""
+    result = checks1.check_backprop_two_layer(biases_off("db1"), verbose=False)
+    assert result.mistake == "only_db1", result.message
+    assert "dW1, dW2 and db2 are right" in result.message and "e1.mean(dim=0)" in result.message
 
 
 def test_transposed_update_is_named_on_a_square_case():

@@ -78,7 +78,14 @@ def bp_einsum(X, T, W1, b1, W2, b2):
     return (torch.einsum("nh,ni->hi", e1, X) / n, e1.mean(0), torch.einsum("no,nh->oh", e2, h1) / n, e2.mean(0))
 
 
+def bp_db2_without_slope(X, T, W1, b1, W2, b2):
+    """The output bias's update written on its own line, from h2 - T without the slope."""
+    h2 = sig(sig(X @ W1.T + b1) @ W2.T + b2)
+    return {**bp(X, T, W1, b1, W2, b2), "db2": (h2 - T).mean(0)}
+
+
 BACKPROP = [  # (id, learner function, expected diagnosis, words the hint must contain)
+    ("db2_without_slope", bp_db2_without_slope, "only_db2", ["dW2", "e2.mean(dim=0)"]),
     ("error_sign", answer(bp, error=lambda h2, T: T - h2), "error_sign", ["opposite sign", "h2 - T"]),
     ("no_output_slope", answer(bp, out_slope=False), "no_output_slope", ["output error", "h2 ⊙ (1 - h2)"]),
     ("no_hidden_slope", answer(bp, hidden_slope=False), "no_hidden_slope", ["hidden", "h1 ⊙ (1 - h1)"]),
@@ -360,7 +367,13 @@ def fa_own_B(X, T, W1, b1, W2, b2, B):
     return fa(X, T, W1, b1, W2, b2, torch.randn_like(B))
 
 
+def fa_db1_through_W2(X, T, W1, b1, W2, b2, B):
+    """db1 computed in a line of its own, with the error sent down through W2 there."""
+    return {**fa(X, T, W1, b1, W2, b2, B), "db1": fa(X, T, W1, b1, W2, b2, B, back=lambda e2, B, W2: e2 @ W2)["db1"]}
+
+
 FEEDBACK_ALIGNMENT = [
+    ("db1_through_W2", fa_db1_through_W2, "only_db1", ["dW1", "e1.mean(dim=0)"]),
     ("used_W2", answer(fa, back=lambda e2, B, W2: e2 @ W2), "used_W2", ["weight transport", "B"]),
     ("B_untransposed", answer(fa, back=lambda e2, B, W2: e2 @ B), "B_transposed", ["e2 @ B.T"]),
     ("error_sign", answer(fa, error=lambda a2, T: T - torch.softmax(a2, 1)), "error_sign", ["opposite sign"]),
@@ -420,7 +433,42 @@ def kp_decay_outside(X, T, W1, b1, W2, b2, B, lr, lr_B, decay):
             zip(("W1", "b1", "W2", "b2", "B"), (W1, b1, W2, b2, B))}
 
 
+def kp_uphill(*names):
+    """The step written right except for ``names``, which go uphill (+ instead of -)."""
+    def learner(*args):
+        return {**kp(*args), **{name: kp(*args, sign=1)[name] for name in names}}
+    return learner
+
+
+def kp_decay_rates(rate_W, rate_B):
+    """Each decay written as a term of its own, scaled by ``rate_W(lr, lr_B)`` or ``rate_B(lr, lr_B)``."""
+    def learner(X, T, W1, b1, W2, b2, B, lr, lr_B, decay):
+        out = kp(X, T, W1, b1, W2, b2, B, lr, lr_B, 0.0)
+        w_decay, b_decay = rate_W(lr, lr_B) * decay, rate_B(lr, lr_B) * decay
+        return {**out, "W1": out["W1"] - w_decay * W1, "W2": out["W2"] - w_decay * W2, "B": out["B"] - b_decay * B}
+    return learner
+
+
+def kp_returned_steps(*args):
+    """The steps lr (ΔW + λ W) returned, the amounts to subtract, instead of the new parameters."""
+    return {k: p - v for (k, v), p in zip(kp(*args).items(), args[2:7])}
+
+
+def kp_decayed_updates(X, T, W1, b1, W2, b2, B, lr, lr_B, decay):
+    """The decayed updates ΔW + λ W returned, before the learning rate and the subtraction."""
+    params = dict(W1=W1, b1=b1, W2=W2, b2=b2, B=B)
+    new = kp(X, T, W1, b1, W2, b2, B, lr, lr_B, decay)
+    return {k: (params[k] - v) / (lr_B if k == "B" else lr) for k, v in new.items()}
+
+
 KOLEN_POLLACK = [
+    ("B_uphill", kp_uphill("B"), "step_sign", ["B", "uphill", "W1, b1, W2 and b2 are right"]),
+    ("biases_uphill", kp_uphill("b1", "b2"), "step_sign", ["b1 and b2", "uphill"]),
+    ("returned_steps", kp_returned_steps, "returned_changes", ["step to subtract"]),
+    ("decayed_updates", kp_decayed_updates, "returned_updates", ["Δp + λ p"]),
+    ("decay_rates_swapped", kp_decay_rates(lambda lr, lr_B: lr_B, lambda lr, lr_B: lr), "decay_rates_swapped",
+     ["its own rate"]),
+    ("B_decay_with_lr", kp_decay_rates(lambda lr, lr_B: lr, lambda lr, lr_B: lr), "B_decay_with_lr", ["lr_B"]),
     ("B_not_transposed", answer(kp, dB=lambda dW2: dW2), "B_not_transposed", ["transpose"]),
     ("B_update_sign", answer(kp, dB=lambda dW2: -dW2.T), "B_update_sign", ["opposite sign"]),
     ("lr_for_B", lambda *a: kp(*a[:8], a[7], a[9]), "lr_B_ignored", ["lr_B"]),
@@ -618,6 +666,8 @@ NEGATIVE_LABELS = [
      "randint_upper_bound", ["never", "excluded"]),
     ("no_modulo", lambda y, n, g: y + torch.randint(1, n, y.shape, generator=g), "out_of_range", ["% n_classes"]),
     ("next_label", lambda y, n, g: (y + 1) % n, "not_random", ["random"]),
+    ("one_shift_for_batch", lambda y, n, g: (y + torch.randint(1, n, (1,), generator=g)) % n, "one_shift_for_batch",
+     ["same shift", "one shift per sample"]),
     ("global_generator", lambda y, n, g: (y + torch.randint(1, n, y.shape)) % n, "ignores_generator",
      ["generator passed in"]),
     ("floats", lambda y, n, g: ((y + torch.randint(1, n, y.shape, generator=g)) % n).float(), "dtype", ["integer"]),
@@ -781,8 +831,10 @@ def hint_for(exercise, fn):
     return _verdicts[fn]
 
 
-def test_the_catalogue_covers_every_check():
-    assert set(WRONG) == set(EXERCISES) == set(RIGHT)
+def test_the_catalogue_answers_registered_exercises():
+    """Every exercise is also tried with its own named mistakes (test_checks_robust.py); this catalogue,
+    written as learners would, adds answers for the exercises it knows."""
+    assert set(WRONG) <= set(EXERCISES) and set(RIGHT) <= set(EXERCISES)
 
 
 @pytest.mark.parametrize("exercise, name, fn, mistake, words", CATALOGUE,

@@ -71,6 +71,18 @@ def test_run_trains_once_then_loads_from_the_cache(digits, tmp_path, capsys):
     assert recipe.run(digits, seed=2, quick=True, runs_dir=tmp_path).num_epochs == 2   # fast mode: one epoch
 
 
+def test_trained_gives_the_run_a_notebook_needs_as_reproduce_trains_it(digits, tmp_path):
+    """recipe.trained(): the network and rule as training left them (loaded ones too) and the History
+    that recipe.run() returns; recipe.start(): the same network and rule before the first step."""
+    recipe = Recipe("tiny_fa", 8, RuleSpec(FeedbackAlignment), (16,), lr=0.05, num_epochs=2)
+    net0, rule0 = recipe.start(digits, seed=4, quick=False)
+    net, rule, history = recipe.trained(digits, seed=4, quick=False, runs_dir=tmp_path)
+    assert history["test_acc"] == recipe.run(digits, seed=4, quick=False, runs_dir=tmp_path)["test_acc"]
+    assert torch.equal(rule.B[0], rule0.B[0]) and not torch.equal(net.W[0], net0.W[0])   # FA's B stays fixed
+    loaded = recipe.trained(digits, seed=4, quick=False, runs_dir=tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.net.W, net.W)) and torch.equal(loaded.rule.B[0], rule.B[0])
+
+
 def test_the_ablation_mirrors_before_training_only(digits):
     """The follow-up's recipe: F is mirrored in a phase before training and then stays put (mirroring
     while training turns F on towards (W₂W₁)ᵀ and grows the first layer's feedback)."""

@@ -250,3 +250,24 @@ def test_a_rule_is_bound_once_and_an_unbound_one_says_what_to_do(digits):
     assert calls == [net]                                   # binding again to the same network: nothing
     with pytest.raises(RuntimeError, match=r"not bound to a network yet.*rule\.bind\(net\)"):
         FeedbackAlignment().updates(toy_net(), digits.X_train[:4], digits.y_train[:4])
+
+
+def test_each_rules_generators_start_where_they_always_did():
+    """Every rule's random streams are derived from the run's seed in one place, with the offsets the
+    recorded runs were made with (changing one would change every seed's numbers and fingerprints)."""
+    from course_lib.rules.base import SEED_OFFSETS, seeded_generator
+    from course_lib.rules.forward_forward import ForwardForward
+    from course_lib.rules.pepita import PEPITA
+    from course_lib.rules.perturbation import NoiseSource
+    from course_lib.rules.weight_mirroring import WeightMirroring
+    assert SEED_OFFSETS == {"feedback": 0, "projection": 0, "dropout": 0, "perturbation": 0, "negatives": 0,
+                            "mirror_noise": 1}
+    assert torch.equal(torch.rand(5, generator=seeded_generator(7, "mirror_noise")),
+                       torch.rand(5, generator=torch.Generator().manual_seed(8)))
+    net = toy_net()
+    mirror = WeightMirroring(seed=7).bind(net)
+    assert mirror.noise_generator(net).initial_seed() == 8
+    assert torch.equal(mirror.B[0], random_feedback((16, 10), net.W[1], torch.Generator().manual_seed(7), None))
+    assert PEPITA(seed=7).bind(net).mask_generator.initial_seed() == 7
+    assert NoiseSource(7).generator("cpu").initial_seed() == 7
+    assert ForwardForward(seed=7).bind(MLP([784, 16], "relu", "identity", "mse", device="cpu")).generator.initial_seed() == 7

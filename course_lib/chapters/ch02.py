@@ -1,7 +1,8 @@
 """Chapter 2, "Perturbation": reference answers, and the measurements of bias and variance.
 
-* reference answers of the exercises (weight and node perturbation for the two-layer network, the
-  variance of weight perturbation on a linear network), and rules that train with a learner's function;
+* the exercises' reference answers (weight and node perturbation for the two-layer network, the
+  variance of weight perturbation on a linear network), re-exported from :mod:`course_lib.checks.ch02`
+  where they live with their checks, and rules that train with a learner's function;
 * :func:`running_cosine`: how the average of many perturbation estimates approaches backprop's gradient;
 * :func:`per_sample_snr`: the gradient signal-to-noise ratio over per-sample estimates, from the
   rules' ``per_sample_moments`` (batched: no Python loop over samples).
@@ -10,40 +11,13 @@ import math
 
 import torch
 
+from ..checks.ch02 import (linear_gradient, linear_wp_changes, node_perturbation_update,  # noqa: F401
+                           two_layer_net, weight_perturbation_update, wp_empirical_moments, wp_predicted_moments)
 from ..metrics import cosine_similarity, gradient_snr_from_moments
-from ..network import MLP
 from ..rules.backprop import Backprop
-from ..rules.base import LearningRule, outer_product_updates
-from ..rules.perturbation import NoiseSource, noisy_forward
-from .common import GRAD_NAMES, as_updates, exercise_grads, learner_rule_name, require_chapter_network
-
-
-def two_layer_net(W1, b1, W2, b2) -> MLP:
-    """The chapter's network (sigmoid units, MSE loss) around the given tensors."""
-    return MLP.from_weights([W1, W2], [b1, b2], activation="sigmoid", output="sigmoid", loss="mse")
-
-
-# ---------------------------------------------------------------- exercise references
-
-def weight_perturbation_update(X, T, W1, b1, W2, b2, xi_W1, xi_b1, xi_W2, xi_b2, sigma) -> dict:
-    """Reference for the exercise "Weight perturbation": (L(θ+ξ) - L(θ)) ξ / σ² for every parameter,
-    with L the batch-mean loss mean_n ½‖h2 - T‖² and ξ the given noise (standard deviation sigma)."""
-    net = two_layer_net(W1, b1, W2, b2)
-    loss = net.loss(net(X), T)
-    noisy = net.loss(net.forward(X, W=[W1 + xi_W1, W2 + xi_W2], b=[b1 + xi_b1, b2 + xi_b2]).output, T)
-    delta = noisy - loss
-    return dict(zip(GRAD_NAMES, (delta * xi / sigma ** 2 for xi in (xi_W1, xi_b1, xi_W2, xi_b2))))
-
-
-def node_perturbation_update(X, T, W1, b1, W2, b2, xi1, xi2, sigma) -> dict:
-    """Reference for the exercise "Node perturbation": noise xi1 (N, n_hidden) and xi2 (N, n_out)
-    on the pre-activations, per-sample loss changes δL, e_l = δL ξ_l / σ², and the outer products
-    with the clean presynaptic activity (the library's rule with the given noise)."""
-    net = two_layer_net(W1, b1, W2, b2)
-    fwd = net.forward(X)
-    delta = net.loss.per_sample(noisy_forward(net, fwd.a[0], [xi1, xi2]), T) - net.loss.per_sample(fwd.output, T)
-    errors = [delta[:, None] * xi / sigma ** 2 for xi in (xi1, xi2)]
-    return exercise_grads(outer_product_updates(fwd, errors))
+from ..rules.base import LearningRule
+from ..rules.perturbation import NoiseSource
+from .common import as_updates, learner_rule_name, require_chapter_network
 
 
 class PerturbationFunctionRule(LearningRule):
@@ -67,35 +41,6 @@ class PerturbationFunctionRule(LearningRule):
         else:
             noise = [self.noise.randn((len(X), n), X) * self.sigma for n in net.sizes[1:]]
         return as_updates(self.fn(X, T, *net.parameters(), *noise, self.sigma)), net.loss(net(X), T)
-
-
-# ---------------------------------------------------------------- the variance exercise (linear network)
-
-def linear_gradient(W, x, t):
-    """g = dL/dW = (W x - t) xᵀ for the linear network ŷ = W x with L(W) = ½‖W x - t‖²."""
-    return torch.outer(W @ x - t, x)
-
-
-def linear_wp_changes(W, x, t, xi, sigma, lr):
-    """The weight changes ΔW_k = -lr (L(W + ξ_k) - L(W)) ξ_k / σ² for noise samples xi (K, M, N)."""
-    loss = 0.5 * ((W @ x - t) ** 2).sum()
-    noisy = 0.5 * (((W + xi) @ x - t) ** 2).sum(dim=1)                # (K,)
-    return -lr * (noisy - loss)[:, None, None] * xi / sigma ** 2      # (K, M, N)
-
-
-def wp_empirical_moments(W, x, t, xi, sigma, lr) -> dict:
-    """Reference for the exercise "Variance of weight perturbation": over the K noise samples in xi,
-    the second moment mean_k ΔW_k² and the variance mean_k (ΔW_k - mean ΔW)² of every weight."""
-    changes = linear_wp_changes(W, x, t, xi, sigma, lr)
-    return {"second_moment": (changes ** 2).mean(dim=0), "variance": changes.var(dim=0, unbiased=False)}
-
-
-def wp_predicted_moments(W, x, t, lr) -> dict:
-    """Reference: E[ΔW_ij²] = 3η²g_ij² + η² Σ_{kl≠ij} g_kl², Var[ΔW_ij] = η²g_ij² + η² Σ_kl g_kl²."""
-    g = linear_gradient(W, x, t)
-    total = (g ** 2).sum()
-    return {"second_moment": lr ** 2 * (3 * g ** 2 + (total - g ** 2)),
-            "variance": lr ** 2 * (g ** 2 + total)}
 
 
 def variance_versus_size(sizes, sigma=1e-3, lr=1.0, num_samples=4000, seed=0, dtype=torch.float64):

@@ -7,17 +7,9 @@
 The chapter's measurements (angles of the feedback matrices, cosine similarity of the updates with
 backprop's) are :mod:`course_lib.alignment`; the published step schedule is ``train(schedule=...)``.
 """
-from ..network import MLP
+from ..checks.ch03 import feedback_alignment_updates  # noqa: F401  (the reference, kept with its check)
 from ..rules.feedback_alignment import FeedbackAlignment
-from .common import as_updates, exercise_grads, learner_rule_name, require_chapter_network
-
-
-def feedback_alignment_updates(X, T, W1, b1, W2, b2, B) -> dict:
-    """Reference for exercise 3.1: FA's batch-mean updates for h1 = relu(X W1ᵀ + b1),
-    logits a2 = h1 W2ᵀ + b2, cross-entropy loss; the error reaches the hidden layer through
-    B (n_hidden, n_out) instead of W2ᵀ. Returns {"dW1", "db1", "dW2", "db2"}."""
-    net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
-    return exercise_grads(FeedbackAlignment.with_feedback([B]).bind(net).updates(net, X, T)[0])
+from .common import as_updates, learner_rule_name, require_chapter_network
 
 
 class TwoLayerFARule(FeedbackAlignment):

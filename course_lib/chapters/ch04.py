@@ -9,28 +9,11 @@ The angle and cosine measurements are :mod:`course_lib.alignment`.
 """
 import torch
 
+from ..checks.ch04 import STEP_NAMES, kolen_pollack_step  # noqa: F401  (the reference, kept with its check)
 from ..network import MLP
 from ..rules.kolen_pollack import KolenPollack
-from ..train import make_optimizer, train
+from ..train import train
 from .common import learner_rule_name, require_chapter_network
-
-STEP_NAMES = ("W1", "b1", "W2", "b2", "B")
-
-
-def kolen_pollack_step(X, T, W1, b1, W2, b2, B, lr, lr_B, decay) -> dict:
-    """Reference for exercise 4.1: the parameters after one Kolen-Pollack step (plain SGD, no
-    momentum) of the chapter's network (ReLU hidden layer, cross-entropy on the logits):
-
-        W_l ← W_l - lr (ΔW_l + λ W_l),   b_l ← b_l - lr Δb_l,   B ← B - lr_B (ΔW₂ᵀ + λ B)
-
-    with FA's updates ΔW_l (the error reaches the hidden layer through the old B). New tensors are
-    returned as {"W1", "b1", "W2", "b2", "B"}; the inputs are left unchanged."""
-    W1, b1, W2, b2, B = (t.clone() for t in (W1, b1, W2, b2, B))
-    net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
-    rule = KolenPollack.with_feedback([B], decay=decay, lr_B=lr_B)
-    rule.step(net, X, T, make_optimizer(net, rule, lr))
-    return dict(zip(STEP_NAMES, (W1, b1, W2, b2, B)))
-
 
 class TwoLayerKPRule(KolenPollack):
     """Trains the chapter's two-layer network with a function shaped like :func:`kolen_pollack_step`

@@ -11,20 +11,12 @@ chapter's measurements.
 """
 import torch
 
+from ..checks.ch05 import pepita_updates  # noqa: F401  (the reference, kept with its check)
 from ..metrics import angle_degrees, cosine_similarity
 from ..network import MLP
 from ..rules.pepita import PEPITA, projection_matrix
 from ..train import evaluate, train
-from .common import as_updates, exercise_grads, learner_rule_name, require_chapter_network
-
-
-def pepita_updates(X, T, W1, b1, W2, b2, F) -> dict:
-    """Reference for exercise 5.1: PEPITA's batch-mean updates for h1 = relu(X W1ᵀ + b1), logits
-    a2 = h1 W2ᵀ + b2, cross-entropy loss, one-hot T. The modulated input is X - e Fᵀ with
-    e = softmax(a2) - T and F (n_in, n_out); the output layer learns from the modulated pass's
-    error. Returns {"dW1", "db1", "dW2", "db2"}."""
-    net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
-    return exercise_grads(PEPITA.with_projection(F).bind(net).updates(net, X, T)[0])
+from .common import as_updates, learner_rule_name, require_chapter_network
 
 
 class TwoLayerPEPITARule(PEPITA):

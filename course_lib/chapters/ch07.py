@@ -1,7 +1,8 @@
 """Chapter 7, "Forward-Forward": the exercises' reference answers, per-layer measurements, greedy
 training and the chapter's figures.
 
-Exercise references (the learner writes functions with these names and parameters):
+Exercise references (the learner writes functions with these names and parameters), kept with their
+checks in :mod:`course_lib.checks.ch07` and re-exported here:
 
 * :func:`embed_label` (7.1), :func:`negative_labels` (7.2), :func:`goodness` (7.3),
   :func:`ff_layer_loss` (7.4), :func:`normalise_input` (7.5), :func:`goodness_per_label` (7.6).
@@ -15,48 +16,11 @@ from dataclasses import replace
 import torch
 
 from .. import plots
+from ..checks.ch07 import (embed_label, ff_layer_loss, goodness, goodness_per_label,  # noqa: F401  (the
+                           negative_labels, normalise_input)                          # references, with their checks)
 from ..network import MLP
 from ..rules import forward_forward as ff
 from ..train import History, linear_cooldown, train
-
-
-# ---------------------------------------------------------------- exercise references
-
-def embed_label(X, y, n_classes):
-    """Reference for exercise 7.1: X (N, pixels) with y (N,) one-hot in the first n_classes pixels."""
-    return ff.embed_label(X, y, n_classes)
-
-
-def negative_labels(y, n_classes, generator):
-    """Reference for exercise 7.2: a wrong label per sample, uniform over the others."""
-    return ff.negative_labels(y, n_classes, generator)
-
-
-def goodness(h):
-    """Reference for exercise 7.3: mean of squares over the units, (N, n) -> (N,)."""
-    return ff.goodness(h)
-
-
-def ff_layer_loss(g_pos, g_neg, threshold):
-    """Reference for exercise 7.4: ½ [mean softplus(θ − G⁺) + mean softplus(G⁻ − θ)]."""
-    return ff.layer_loss(g_pos, g_neg, threshold)
-
-
-def normalise_input(h, eps):
-    """Reference for exercise 7.5: each row divided by its root mean square plus ε."""
-    return ff.normalise(h, eps)
-
-
-def goodness_per_label(X, W1, b1, W2, b2, n_classes):
-    """Reference for exercise 7.6: (N, n_classes) goodness of both layers, summed, for each label
-    embedded in turn (every layer's input normalised first)."""
-    table = []
-    for label in range(n_classes):
-        x = ff.embed_label(X, label, n_classes)
-        h1 = torch.relu(ff.normalise(x) @ W1.T + b1)      # (N, n_1)
-        h2 = torch.relu(ff.normalise(h1) @ W2.T + b2)     # (N, n_2)
-        table.append(ff.goodness(h1) + ff.goodness(h2))
-    return torch.stack(table, dim=1)
 
 
 # ---------------------------------------------------------------- measurements

@@ -14,14 +14,14 @@ measured the same way. The rule contract (:mod:`course_lib.rules.base`) makes th
   (train-or-load), one row each.
 * :func:`depth_study` — the same rules with more hidden layers, each at its chosen lr (a third,
   a ninth, a twenty-seventh of it where a deeper run fails; a cell says when none trained).
-* :func:`run_many` — the runs of a table, ``jobs`` at a time (:func:`course_lib.recipes.run_many`).
+* :func:`run_many` — the runs of a table, ``jobs`` at a time (:func:`course_lib.launchers.run_many`).
 * :func:`epoch_seconds` — seconds per epoch of each rule on each device present (CPU, and a GPU
   when there is one), timed on the same steps.
 """
 import statistics
 from typing import NamedTuple
 
-from .. import recipes
+from ..launchers import run_many as run_recipes
 from ..alignment import alignment_tracker
 from ..recipes import SYNTHESIS as RULES
 from ..recipes import final_accuracies, mean_std
@@ -42,13 +42,13 @@ def run_many(calls: dict, data, probe=None, jobs: int = 1) -> dict:
     """{key: History} for ``calls`` = {key: (name, seed, hidden, lr)}: the rule's recipe with those
     hidden layers and lr (:func:`recipe`), trained or loaded, with the alignment measures on the
     ``probe`` batch where the rule's network ends in the classes; ``jobs`` at a time
-    (:func:`course_lib.recipes.run_many`)."""
+    (:func:`course_lib.launchers.run_many`)."""
     tracker = alignment_tracker(*probe) if probe else None
     runs = {}
     for key, (name, seed, hidden, lr) in calls.items():
         r = recipe(name, hidden, lr)
         runs[key] = (r, seed, tracker if r.top == "classes" else None)
-    return recipes.run_many(runs, data, jobs, quiet=True)
+    return run_recipes(runs, data, jobs, quiet=True)
 
 
 CHANCE_MARGIN = 5.0   # points above chance (100 / classes %) under which a run counts as not having trained

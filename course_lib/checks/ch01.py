@@ -1,9 +1,46 @@
-"""Checks for Chapter 1's exercises: backprop by hand, and which factors are local."""
+"""Chapter 1's exercises, "Backprop by hand" and "Which factors are local?": their reference answers
+(also used by the notebook when an exercise is left unfinished) and their checks."""
 import torch
 
-from ..chapters import ch01
-from .core import (GRAD_NAMES, Case, CheckResult, Mistake, Wrong, batch_twice, call_learner, normalise_grads,
-                   random_two_layer, returned_none, run_check, run_safely, sizes_label)
+from ..network import MLP
+from ..properties import BROADCAST_VECTOR, OTHER_SYNAPSE, POST, PRE, is_local
+from ..rules import Backprop
+from .core import (ERROR_PAIRS_ALONE, GRAD_NAMES, Case, Mistake, Wrong, batch_twice, call_learner, exercise_grads,
+                   normalise_grads, only_output, random_two_layer, returned_none, sizes_label)
+from .exercise import Exercise
+
+
+def backprop_two_layer(X, T, W1, b1, W2, b2) -> dict:
+    """Reference for the exercise "Backprop by hand": the batch-mean gradients of
+    L = mean_n ½‖h2 - T‖² for h1 = σ(X W1ᵀ + b1), h2 = σ(h1 W2ᵀ + b2), via the library's rule."""
+    net = MLP.from_weights([W1, W2], [b1, b2], activation="sigmoid", output="sigmoid", loss="mse")
+    return exercise_grads(Backprop().updates(net, X, T)[0])
+
+
+# Exercise "Which factors are local?": ΔW1_ij = x_j · f'(a1_i) · Σ_k W2_ki e2_k and ΔW2_ki = h1_i · e2_k.
+# Each factor has a kind from the property page's definition of "local"; the key follows from the kind.
+FACTORS = ["x_j", "f'(a1_i)", "W2_ki", "e2_k", "h1_i (for W2_ki)", "e2_k (for W2_ki)"]
+FACTOR_KINDS = {
+    "x_j": (PRE, "x_j is the activity of the presynaptic neuron j, which the synapse W1_ij receives directly."),
+    "f'(a1_i)": (POST, "f'(a1_i) is the slope of hidden neuron i's own response, available inside the "
+                       "postsynaptic neuron."),
+    "W2_ki": (OTHER_SYNAPSE, "W2_ki are synapses that neuron i makes on the output neurons, far away on other "
+                             "cells: using their strengths in neuron i's update is what makes backprop's hidden "
+                             "update non-local (and delivering them is the weight transport problem)."),
+    "e2_k": (BROADCAST_VECTOR, "e2_k are the errors of the output neurons, a few numbers that a pathway could "
+                               "broadcast alike to every hidden neuron (direct feedback alignment, chapter 3, "
+                               "does exactly that). By the property page's definition such a broadcast vector "
+                               "is local; what is not local is the weighting by W2_ki."),
+    "h1_i (for W2_ki)": (PRE, "h1_i is the activity of the presynaptic hidden neuron of synapse W2_ki."),
+    "e2_k (for W2_ki)": (POST, "for the output synapse W2_ki, e2_k is the error of its own postsynaptic "
+                               "neuron k (given the target there)."),
+}
+LOCAL_FACTORS = {factor: (is_local(kind), why) for factor, (kind, why) in FACTOR_KINDS.items()}
+
+
+def local_factors() -> dict:
+    """Reference answer: {factor: True when local to its synapse}."""
+    return {factor: local for factor, (local, _) in LOCAL_FACTORS.items()}
 
 
 def two_layer_cases():
@@ -74,37 +111,40 @@ BACKPROP_MISTAKES = [
 BACKPROP_FACTORS = [batch_twice()]
 
 
-def check_backprop_two_layer(fn, verbose=True) -> CheckResult:
-    """Chapter 1 exercise "Backprop by hand": compares with torch autograd on four cases."""
-    return run_check("backprop_two_layer", fn, two_layer_cases(), autograd_two_layer, BACKPROP_MISTAKES,
-                     normalise=normalise_grads, factors=BACKPROP_FACTORS, verbose=verbose,
-                     shape_hint="Shapes: X (batch, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden); "
-                                "write the shape next to each line to see which matrix needs a transpose.")
+BACKPROP_TWO_LAYER = Exercise(
+    "backprop_two_layer", backprop_two_layer, two_layer_cases, BACKPROP_MISTAKES, BACKPROP_FACTORS,
+    normalise=normalise_grads, compare_with=autograd_two_layer, readers=[only_output(ERROR_PAIRS_ALONE)],
+    shape_hint="Shapes: X (batch, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden); "
+               "write the shape next to each line to see which matrix needs a transpose.",
+    about="""Chapter 1 exercise "Backprop by hand": compares with torch autograd on four cases.""")
 
 
-def check_local_factors(fn, verbose=True) -> CheckResult:
-    """Chapter 1 exercise "Which factors are local?": every factor classified, each wrong one explained."""
-    exercise = "local_factors"
+def classify_factors(exercise, fn) -> str:
+    """The check of "Which factors are local?": every factor classified, each wrong one explained."""
+    answer = call_learner(exercise.name, fn, exercise.cases()[0])
+    if answer is None:
+        raise returned_none("the dict {factor: True or False}")
+    if not isinstance(answer, dict):
+        raise Wrong(f"return a dict {{factor: True or False}}, got {type(answer).__name__}.", "structure")
+    missing = [f for f in FACTORS if f not in answer]
+    if missing:
+        raise Wrong(f"these factors are missing from your dict: {missing}.", "missing")
+    unclear = [f for f in FACTORS if truth(answer[f]) is None]
+    if unclear:
+        raise Wrong(f"{unclear[0]!r} should be True or False, got {answer[unclear[0]]!r}.", "structure")
+    wrong = [f for f, (local, _) in LOCAL_FACTORS.items() if truth(answer[f]) != local]
+    if wrong:
+        raise Wrong(" ".join(f"{f!r} is {'local' if LOCAL_FACTORS[f][0] else 'not local'}: "
+                             f"{LOCAL_FACTORS[f][1]}" for f in wrong),
+                    wrong[0] if len(wrong) == 1 else "several_factors")
+    return f"all {len(FACTORS)} factors classified correctly."
 
-    def body():
-        answer = call_learner(exercise, fn, Case({}, label=""))
-        if answer is None:
-            raise returned_none("the dict {factor: True or False}")
-        if not isinstance(answer, dict):
-            raise Wrong(f"return a dict {{factor: True or False}}, got {type(answer).__name__}.", "structure")
-        missing = [f for f in ch01.FACTORS if f not in answer]
-        if missing:
-            raise Wrong(f"these factors are missing from your dict: {missing}.", "missing")
-        unclear = [f for f in ch01.FACTORS if truth(answer[f]) is None]
-        if unclear:
-            raise Wrong(f"{unclear[0]!r} should be True or False, got {answer[unclear[0]]!r}.", "structure")
-        wrong = [f for f, (local, _) in ch01.LOCAL_FACTORS.items() if truth(answer[f]) != local]
-        if wrong:
-            raise Wrong(" ".join(f"{f!r} is {'local' if ch01.LOCAL_FACTORS[f][0] else 'not local'}: "
-                                 f"{ch01.LOCAL_FACTORS[f][1]}" for f in wrong),
-                        wrong[0] if len(wrong) == 1 else "several_factors")
-        return f"all {len(ch01.FACTORS)} factors classified correctly."
-    return run_safely(exercise, body, verbose)
+
+LOCAL_FACTORS_EXERCISE = Exercise(
+    "local_factors", local_factors, lambda: [Case({}, label="")], body=classify_factors,
+    about="""Chapter 1 exercise "Which factors are local?": every factor classified, each wrong one explained.""")
+check_backprop_two_layer = BACKPROP_TWO_LAYER.check
+check_local_factors = LOCAL_FACTORS_EXERCISE.check
 
 
 def truth(value):

@@ -7,12 +7,72 @@ another layer's noise gives an answer of the right shape, which the check can th
 """
 import torch
 
-from ..chapters import ch02
-from .core import (Case, CheckResult, Factor, Mistake, Wrong, batch_twice, call_learner, compare, named_outputs,
-                   normalise_grads, random_two_layer, run_check, run_safely, sizes_label)
+from ..network import MLP
+from ..rules.base import outer_product_updates
+from ..rules.perturbation import noisy_forward
+from .core import (GRAD_NAMES, Case, Factor, Mistake, Wrong, batch_twice, call_learner, exercise_grads, named_outputs,
+                   normalise_grads, random_two_layer, sizes_label)
+from .exercise import Exercise
 
 MOMENT_NAMES = ("second_moment", "variance")
 SIMULATED = 20_000  # noise samples the variance check simulates to test the formula
+
+
+def two_layer_net(W1, b1, W2, b2) -> MLP:
+    """The chapter's network (sigmoid units, MSE loss) around the given tensors."""
+    return MLP.from_weights([W1, W2], [b1, b2], activation="sigmoid", output="sigmoid", loss="mse")
+
+
+# ---------------------------------------------------------------- exercise references
+
+def weight_perturbation_update(X, T, W1, b1, W2, b2, xi_W1, xi_b1, xi_W2, xi_b2, sigma) -> dict:
+    """Reference for the exercise "Weight perturbation": (L(θ+ξ) - L(θ)) ξ / σ² for every parameter,
+    with L the batch-mean loss mean_n ½‖h2 - T‖² and ξ the given noise (standard deviation sigma)."""
+    net = two_layer_net(W1, b1, W2, b2)
+    loss = net.loss(net(X), T)
+    noisy = net.loss(net.forward(X, W=[W1 + xi_W1, W2 + xi_W2], b=[b1 + xi_b1, b2 + xi_b2]).output, T)
+    delta = noisy - loss
+    return dict(zip(GRAD_NAMES, (delta * xi / sigma ** 2 for xi in (xi_W1, xi_b1, xi_W2, xi_b2))))
+
+
+def node_perturbation_update(X, T, W1, b1, W2, b2, xi1, xi2, sigma) -> dict:
+    """Reference for the exercise "Node perturbation": noise xi1 (N, n_hidden) and xi2 (N, n_out)
+    on the pre-activations, per-sample loss changes δL, e_l = δL ξ_l / σ², and the outer products
+    with the clean presynaptic activity (the library's rule with the given noise)."""
+    net = two_layer_net(W1, b1, W2, b2)
+    fwd = net.forward(X)
+    delta = net.loss.per_sample(noisy_forward(net, fwd.a[0], [xi1, xi2]), T) - net.loss.per_sample(fwd.output, T)
+    errors = [delta[:, None] * xi / sigma ** 2 for xi in (xi1, xi2)]
+    return exercise_grads(outer_product_updates(fwd, errors))
+
+
+# ---------------------------------------------------------------- the variance exercise (linear network)
+
+def linear_gradient(W, x, t):
+    """g = dL/dW = (W x - t) xᵀ for the linear network ŷ = W x with L(W) = ½‖W x - t‖²."""
+    return torch.outer(W @ x - t, x)
+
+
+def linear_wp_changes(W, x, t, xi, sigma, lr):
+    """The weight changes ΔW_k = -lr (L(W + ξ_k) - L(W)) ξ_k / σ² for noise samples xi (K, M, N)."""
+    loss = 0.5 * ((W @ x - t) ** 2).sum()
+    noisy = 0.5 * (((W + xi) @ x - t) ** 2).sum(dim=1)                # (K,)
+    return -lr * (noisy - loss)[:, None, None] * xi / sigma ** 2      # (K, M, N)
+
+
+def wp_empirical_moments(W, x, t, xi, sigma, lr) -> dict:
+    """Reference for the exercise "Variance of weight perturbation": over the K noise samples in xi,
+    the second moment mean_k ΔW_k² and the variance mean_k (ΔW_k - mean ΔW)² of every weight."""
+    changes = linear_wp_changes(W, x, t, xi, sigma, lr)
+    return {"second_moment": (changes ** 2).mean(dim=0), "variance": changes.var(dim=0, unbiased=False)}
+
+
+def wp_predicted_moments(W, x, t, lr) -> dict:
+    """Reference: E[ΔW_ij²] = 3η²g_ij² + η² Σ_{kl≠ij} g_kl², Var[ΔW_ij] = η²g_ij² + η² Σ_kl g_kl²."""
+    g = linear_gradient(W, x, t)
+    total = (g ** 2).sum()
+    return {"second_moment": lr ** 2 * (3 * g ** 2 + (total - g ** 2)),
+            "variance": lr ** 2 * (g ** 2 + total)}
 
 
 def two_layer_cases(kind: str):
@@ -117,12 +177,13 @@ SIGMA_FACTORS = [Factor("sigma_power", lambda case, p=p: case.inputs["sigma"] **
                  for p in (4, 3, -1, -3, -4)]
 
 
-def check_weight_perturbation_update(fn, verbose=True) -> CheckResult:
-    """Chapter 2 exercise "Weight perturbation": compares with the reference on four cases."""
-    return run_check("weight_perturbation_update", fn, two_layer_cases("weight"), ch02.weight_perturbation_update,
-                     WP_MISTAKES, normalise=normalise_grads, verbose=verbose, factors=SIGMA_FACTORS,
-                     shape_hint="Each update has the shape of its parameter: dW1 like W1 and xi_W1, "
-                                "db1 like b1 and xi_b1, and so on.")
+WEIGHT_PERTURBATION = Exercise(
+    "weight_perturbation_update", weight_perturbation_update, lambda: two_layer_cases("weight"), WP_MISTAKES,
+    SIGMA_FACTORS, normalise=normalise_grads,
+    shape_hint="Each update has the shape of its parameter: dW1 like W1 and xi_W1, "
+               "db1 like b1 and xi_b1, and so on.",
+    about="""Chapter 2 exercise "Weight perturbation": compares with the reference on four cases.""")
+check_weight_perturbation_update = WEIGHT_PERTURBATION.check
 
 
 # ---------------------------------------------------------------- node perturbation
@@ -200,13 +261,13 @@ NP_MISTAKES = [
      for s in ("21", "11", "22")]
 
 
-def check_node_perturbation_update(fn, verbose=True) -> CheckResult:
-    """Chapter 2 exercise "Node perturbation": compares with the reference on four cases."""
-    return run_check("node_perturbation_update", fn, two_layer_cases("node"), ch02.node_perturbation_update,
-                     NP_MISTAKES, normalise=normalise_grads, verbose=verbose,
-                     factors=SIGMA_FACTORS + [batch_twice("the batch mean of the outer products")],
-                     shape_hint="Shapes: xi1 (N, n_hidden) like the hidden pre-activations, xi2 (N, n_out); "
-                                "the loss difference δL is (N,): use δL[:, None] * xi1 for the errors.")
+NODE_PERTURBATION = Exercise(
+    "node_perturbation_update", node_perturbation_update, lambda: two_layer_cases("node"), NP_MISTAKES,
+    SIGMA_FACTORS + [batch_twice("the batch mean of the outer products")], normalise=normalise_grads,
+    shape_hint="Shapes: xi1 (N, n_hidden) like the hidden pre-activations, xi2 (N, n_out); "
+               "the loss difference δL is (N,): use δL[:, None] * xi1 for the errors.",
+    about="""Chapter 2 exercise "Node perturbation": compares with the reference on four cases.""")
+check_node_perturbation_update = NODE_PERTURBATION.check
 
 
 # ---------------------------------------------------------------- variance of weight perturbation
@@ -285,12 +346,13 @@ EMPIRICAL_MISTAKES = [
 ]
 
 
-def check_wp_empirical_moments(fn, verbose=True) -> CheckResult:
-    """Chapter 2 exercise "Variance of weight perturbation" (simulation): compares with the reference."""
-    return run_check("wp_empirical_moments", fn, linear_cases(), ch02.wp_empirical_moments, EMPIRICAL_MISTAKES,
-                     normalise=normalise_moments, verbose=verbose, factors=SIGMA_FACTORS,
-                     shape_hint="Shapes: W (M, N), x (N,), t (M,), xi (K, M, N); (W + xi) @ x is (K, M), the loss "
-                                "differences (K,): use delta[:, None, None] * xi for the (K, M, N) weight changes.")
+WP_EMPIRICAL_MOMENTS = Exercise(
+    "wp_empirical_moments", wp_empirical_moments, linear_cases, EMPIRICAL_MISTAKES, SIGMA_FACTORS,
+    normalise=normalise_moments,
+    shape_hint="Shapes: W (M, N), x (N,), t (M,), xi (K, M, N); (W + xi) @ x is (K, M), the loss "
+               "differences (K,): use delta[:, None, None] * xi for the (K, M, N) weight changes.",
+    about="""Chapter 2 exercise "Variance of weight perturbation" (simulation): compares with the reference.""")
+check_wp_empirical_moments = WP_EMPIRICAL_MOMENTS.check
 
 
 def predicted_with(W, x, t, lr, own=3, include_own=False, lr_power=2, subtract_mean=True,
@@ -329,19 +391,21 @@ PREDICTED_MISTAKES = [
 ]
 
 
-def check_wp_predicted_moments(fn, verbose=True) -> CheckResult:
-    """Chapter 2 exercise "Variance of weight perturbation" (formula): compares with the reference,
-    then with 20,000 simulated weight changes, which must agree within sampling error."""
-    exercise = "wp_predicted_moments"
-    cases = linear_cases(with_noise=False)
+def formula_and_simulation(exercise, fn) -> str:
+    """The check of the formula: the reference's values, then 20,000 simulated weight changes."""
+    success = exercise.compare(fn)
+    return (f"{success[:-1]}, and within {simulated_deviation(fn):.1f} standard errors of {SIMULATED:,} "
+            f"simulated weight changes.")
 
-    def body():
-        compare(exercise, fn, cases, ch02.wp_predicted_moments, PREDICTED_MISTAKES, normalise=normalise_moments,
-                shape_hint="Shapes: W (M, N), x (N,), t (M,); the gradient g = (W x - t) xᵀ is (M, N), the outer "
-                           "product torch.outer(W @ x - t, x).")
-        return (f"correct on all {len(cases)} test cases, and within {simulated_deviation(fn):.1f} standard "
-                f"errors of {SIMULATED:,} simulated weight changes.")
-    return run_safely(exercise, body, verbose)
+
+WP_PREDICTED_MOMENTS = Exercise(
+    "wp_predicted_moments", wp_predicted_moments, lambda: linear_cases(with_noise=False), PREDICTED_MISTAKES,
+    normalise=normalise_moments, body=formula_and_simulation,
+    shape_hint="Shapes: W (M, N), x (N,), t (M,); the gradient g = (W x - t) xᵀ is (M, N), the outer "
+               "product torch.outer(W @ x - t, x).",
+    about="""Chapter 2 exercise "Variance of weight perturbation" (formula): compares with the reference,
+    then with 20,000 simulated weight changes, which must agree within sampling error.""")
+check_wp_predicted_moments = WP_PREDICTED_MOMENTS.check
 
 
 def simulated_deviation(fn) -> float:
@@ -351,7 +415,7 @@ def simulated_deviation(fn) -> float:
     W, x, t = torch.randn(M, N, generator=g, dtype=torch.float64), torch.randn(N, generator=g, dtype=torch.float64), \
         torch.randn(M, generator=g, dtype=torch.float64)
     xi = torch.randn(SIMULATED, M, N, generator=g, dtype=torch.float64) * sigma
-    squares = ch02.linear_wp_changes(W, x, t, xi, sigma, lr) ** 2               # (K, M, N)
+    squares = linear_wp_changes(W, x, t, xi, sigma, lr) ** 2               # (K, M, N)
     predicted = normalise_moments(call_learner("wp_predicted_moments", fn, Case(dict(W=W, x=x, t=t, lr=lr), "")))
     z = ((squares.mean(0) - predicted["second_moment"]).abs() / (squares.std(0) / SIMULATED ** 0.5)).max()
     if not z < 5:

@@ -1,8 +1,19 @@
-"""Checks for Chapter 3's exercise: feedback alignment for a two-layer network."""
+"""Chapter 3's exercise, feedback alignment for a two-layer network: its reference answer and check."""
 import torch
 
-from ..chapters import ch03
-from .core import Case, CheckResult, Mistake, batch_twice, normalise_grads, random_two_layer, run_check, sizes_label
+from ..network import MLP
+from ..rules.feedback_alignment import FeedbackAlignment
+from .core import (ERROR_PAIRS_ALONE, Case, Mistake, batch_twice, exercise_grads, normalise_grads, only_output,
+                   random_two_layer, sizes_label)
+from .exercise import Exercise
+
+
+def feedback_alignment_updates(X, T, W1, b1, W2, b2, B) -> dict:
+    """Reference for exercise 3.1: FA's batch-mean updates for h1 = relu(X W1ᵀ + b1),
+    logits a2 = h1 W2ᵀ + b2, cross-entropy loss; the error reaches the hidden layer through
+    B (n_hidden, n_out) instead of W2ᵀ. Returns {"dW1", "db1", "dW2", "db2"}."""
+    net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
+    return exercise_grads(FeedbackAlignment.with_feedback([B]).bind(net).updates(net, X, T)[0])
 
 
 def fa_cases():
@@ -71,10 +82,11 @@ FA_MISTAKES = [
 FA_FACTORS = [batch_twice()]
 
 
-def check_feedback_alignment_updates(fn, verbose=True) -> CheckResult:
-    """Chapter 3 exercise "Feedback alignment for a two-layer network": compares with the library's
-    FeedbackAlignment rule on four cases (a square one, odd sizes, batch 1, float64)."""
-    return run_check("feedback_alignment_updates", fn, fa_cases(), ch03.feedback_alignment_updates,
-                     FA_MISTAKES, normalise=normalise_grads, factors=FA_FACTORS, verbose=verbose,
-                     shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
-                                "B (n_hidden, n_out) like W2ᵀ; write the shape next to each line.")
+FEEDBACK_ALIGNMENT = Exercise(
+    "feedback_alignment_updates", feedback_alignment_updates, fa_cases, FA_MISTAKES, FA_FACTORS,
+    normalise=normalise_grads, readers=[only_output(ERROR_PAIRS_ALONE)],
+    shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
+               "B (n_hidden, n_out) like W2ᵀ; write the shape next to each line.",
+    about="""Chapter 3 exercise "Feedback alignment for a two-layer network": compares with the library's
+    FeedbackAlignment rule on four cases (a square one, odd sizes, batch 1, float64).""")
+check_feedback_alignment_updates = FEEDBACK_ALIGNMENT.check

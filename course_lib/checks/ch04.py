@@ -1,8 +1,30 @@
-"""Checks for Chapter 4's exercise: one Kolen-Pollack step of a two-layer network."""
+"""Chapter 4's exercise, one Kolen-Pollack step of a two-layer network: its reference answer and check."""
 import torch
 
-from ..chapters import ch04
-from .core import Case, CheckResult, Mistake, named_outputs, random_two_layer, run_check, sizes_label
+from ..network import MLP
+from ..optim import make_optimizer
+from ..rules.kolen_pollack import KolenPollack
+from .core import (Case, Mistake, Wrong, close, enumerate_names, named_outputs, only_output, random_two_layer,
+                   sizes_label)
+from .exercise import Exercise
+
+
+STEP_NAMES = ("W1", "b1", "W2", "b2", "B")
+
+
+def kolen_pollack_step(X, T, W1, b1, W2, b2, B, lr, lr_B, decay) -> dict:
+    """Reference for exercise 4.1: the parameters after one Kolen-Pollack step (plain SGD, no
+    momentum) of the chapter's network (ReLU hidden layer, cross-entropy on the logits):
+
+        W_l ← W_l - lr (ΔW_l + λ W_l),   b_l ← b_l - lr Δb_l,   B ← B - lr_B (ΔW₂ᵀ + λ B)
+
+    with FA's updates ΔW_l (the error reaches the hidden layer through the old B). New tensors are
+    returned as {"W1", "b1", "W2", "b2", "B"}; the inputs are left unchanged."""
+    W1, b1, W2, b2, B = (t.clone() for t in (W1, b1, W2, b2, B))
+    net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
+    rule = KolenPollack.with_feedback([B], decay=decay, lr_B=lr_B)
+    rule.step(net, X, T, make_optimizer(net, rule, lr))
+    return dict(zip(STEP_NAMES, (W1, b1, W2, b2, B)))
 
 
 def kp_cases():
@@ -24,9 +46,11 @@ def kp_cases():
 
 def kp_with(X, T, W1, b1, W2, b2, B, lr, lr_B, decay, feedback="B", B_update=lambda dW2: dW2.T,
             decay_W1=1, decay_W2=1, decay_B=1, decay_b=0, lr_of_B=None, decay_outside_lr=False,
-            new_B_for_W1=False, direction=-1, lr_of_W=None, n=None, updates=False):
+            new_B_for_W1=False, direction=-1, lr_of_W=None, n=None, updates=False, decay_rate_of_B=None,
+            decay_rate_of_W=None):
     """One KP step with one ingredient swapped: builds the wrong answers (``direction=+1``: a step
-    uphill; ``n``: what the outer products are divided by; ``updates``: the updates returned)."""
+    uphill; ``n``: what the outer products are divided by; ``updates``: the updates returned;
+    ``decay_rate_of_B(lr, lr_B)``, ``decay_rate_of_W(lr, lr_B)``: the rate a decay is scaled by)."""
     n = len(X) if n is None else n
     a1 = X @ W1.T + b1
     h1 = torch.relu(a1)
@@ -34,19 +58,21 @@ def kp_with(X, T, W1, b1, W2, b2, B, lr, lr_B, decay, feedback="B", B_update=lam
     dW2, db2 = e2.T @ h1 / n, e2.sum(0) / n
     lr_B, lr = (lr_B if lr_of_B is None else lr_of_B(lr, lr_B)), (lr if lr_of_W is None else lr_of_W(lr, lr_B))
 
-    def step(p, u, rate, sign):                                                # p - rate (u + sign λ p)
+    def step(p, u, rate, sign, decay_rate=None):                               # p - rate (u + sign λ p)
         if decay_outside_lr:
             return p + direction * (rate * u + sign * decay * p)
+        if decay_rate is not None:
+            return p + direction * (rate * u + decay_rate(lr, lr_B) * sign * decay * p)
         return p + direction * rate * (u + sign * decay * p)
 
-    B_new = step(B, B_update(dW2), lr_B, decay_B)
+    B_new = step(B, B_update(dW2), lr_B, decay_B, decay_rate_of_B)
     back = {"B": B, "W2": W2.T, "new B": B_new}[feedback]
     e1 = (e2 @ back.T) * (a1 > 0).to(X.dtype)                                  # (N, n_hidden)
     dW1, db1 = e1.T @ X / n, e1.sum(0) / n
     if updates:
         return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "B": B_update(dW2)}
-    return {"W1": step(W1, dW1, lr, decay_W1), "b1": step(b1, db1, lr, decay_b),
-            "W2": step(W2, dW2, lr, decay_W2), "b2": step(b2, db2, lr, decay_b), "B": B_new}
+    return {"W1": step(W1, dW1, lr, decay_W1, decay_rate_of_W), "b1": step(b1, db1, lr, decay_b),
+            "W2": step(W2, dW2, lr, decay_W2, decay_rate_of_W), "b2": step(b2, db2, lr, decay_b), "B": B_new}
 
 
 KP_MISTAKES = [
@@ -102,19 +128,68 @@ KP_MISTAKES = [
                                                            lr_of_B=lambda lr, lr_B: lr),
             "the learning rates are swapped: the forward weights and biases step with lr, the feedback "
             "matrix with lr_B."),
+    Mistake("decay_rates_swapped", lambda **c: kp_with(**c, decay_rate_of_B=lambda lr, lr_B: lr,
+                                                        decay_rate_of_W=lambda lr, lr_B: lr_B),
+            "the decays are scaled by each other's learning rate: each matrix decays with its own rate, "
+            "W ← W - lr (ΔW + λ W) and B ← B - lr_B (ΔW2ᵀ + λ B)."),
+    Mistake("B_decay_with_lr", lambda **c: kp_with(**c, decay_rate_of_B=lambda lr, lr_B: lr),
+            "B's decay is scaled by the forward rate lr; B steps with its own rate throughout, update and "
+            "decay: B ← B - lr_B (ΔW2ᵀ + λ B)."),
+    Mistake("W_decay_with_lr_B", lambda **c: kp_with(**c, decay_rate_of_W=lambda lr, lr_B: lr_B),
+            "the decay of W1 and W2 is scaled by lr_B, B's rate; the forward weights step with lr, update "
+            "and decay: W ← W - lr (ΔW + λ W)."),
     Mistake("summed_over_batch", lambda **c: kp_with(**c, n=1),
             "the updates are summed over the batch; divide the outer products by the batch size N (and "
             "average the bias updates) to get batch means."),
 ]
 
 
-normalise_step = named_outputs(*ch04.STEP_NAMES, what=", the parameters after the step")
+normalise_step = named_outputs(*STEP_NAMES, what=", the parameters after the step")
+KP_ALONE = {
+    "B": "B's step is B ← B - lr_B (ΔW2ᵀ + λ B): the same ΔW2 as W2's step (which is right), transposed, "
+         "with B's own rate lr_B and the decay λ B.",
+    "W1": "W1 ← W1 - lr (ΔW1 + λ W1), with ΔW1 = e1ᵀ X / N and the error sent down through the old B, "
+          "e1 = (e2 Bᵀ) ⊙ (a1 > 0) (b1, which uses the same e1, is right).",
+    "W2": "W2 ← W2 - lr (ΔW2 + λ W2), with ΔW2 = e2ᵀ h1 / N.",
+    "b1": "the biases step without decay: b1 ← b1 - lr Δb1, with Δb1 the batch mean of e1.",
+    "b2": "the biases step without decay: b2 ← b2 - lr Δb2, with Δb2 the batch mean of e2.",
+}
+# What a step of one tensor can be instead of p_new = p - rate (u + λ p), read from the learner's output:
+# (the diagnosis, the hint, what the learner returned given the old p, the change p_new - p and the rate).
+STEP_SLIPS = (
+    ("step_sign", "goes uphill: subtract the update, p ← p - rate (Δp + λ p), for every tensor.",
+     lambda p, change, rate: p - change),
+    ("returned_changes", "is the change of the parameter, not the parameter after the step: return "
+     "p - rate (Δp + λ p), the new tensor.", lambda p, change, rate: change),
+    ("returned_changes", "is the step to subtract, rate (Δp + λ p), not the parameter after it: return "
+     "p - rate (Δp + λ p).", lambda p, change, rate: -change),
+    ("returned_updates", "is the update Δp + λ p, not the parameter after the step: return "
+     "p - rate (Δp + λ p).", lambda p, change, rate: -change / rate),
+)
 
 
-def check_kolen_pollack_step(fn, verbose=True) -> CheckResult:
-    """Chapter 4 exercise "One Kolen-Pollack step": compares with the library's KolenPollack rule
-    on four cases (a square one, odd sizes, batch 1, float64), each with its own lr, lr_B and λ."""
-    return run_check("kolen_pollack_step", fn, kp_cases(), ch04.kolen_pollack_step, KP_MISTAKES,
-                     normalise=normalise_step, verbose=verbose,
-                     shape_hint="Shapes: W1 (n_hidden, n_in), W2 (n_out, n_hidden), B (n_hidden, n_out) "
-                                "like W2ᵀ, so B's update is ΔW2ᵀ.")
+def step_slips(got, expected, case, differing):
+    """A reader for the check: the tensors whose step went uphill, or that came back as a change or an
+    update instead of the new parameter, named, however many of them (the named mistakes catch all five
+    at once)."""
+    for mistake, hint, slip in STEP_SLIPS:
+        named = []
+        for name in differing:
+            p = case.inputs[name]
+            rate = case.inputs["lr_B" if name == "B" else "lr"]
+            if close(got[name], slip(p, expected[name] - p, rate), 1e-4):
+                named.append(name)
+        if named:
+            right = [name for name in expected if name not in differing]
+            also = f" ({enumerate_names(right)} {'is' if len(right) == 1 else 'are'} right)" if right else ""
+            raise Wrong(f"the result for {enumerate_names(named)}{also} {hint}", mistake)
+
+
+KOLEN_POLLACK_STEP = Exercise(
+    "kolen_pollack_step", kolen_pollack_step, kp_cases, KP_MISTAKES,
+    normalise=normalise_step, readers=[step_slips, only_output(KP_ALONE)],
+    shape_hint="Shapes: W1 (n_hidden, n_in), W2 (n_out, n_hidden), B (n_hidden, n_out) "
+               "like W2ᵀ, so B's update is ΔW2ᵀ.",
+    about="""Chapter 4 exercise "One Kolen-Pollack step": compares with the library's KolenPollack rule
+    on four cases (a square one, odd sizes, batch 1, float64), each with its own lr, lr_B and λ.""")
+check_kolen_pollack_step = KOLEN_POLLACK_STEP.check

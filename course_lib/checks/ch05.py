@@ -1,8 +1,21 @@
-"""Checks for Chapter 5's exercise: PEPITA for a two-layer network."""
+"""Chapter 5's exercise, PEPITA for a two-layer network: its reference answer and check."""
 import torch
 
-from ..chapters import ch05
-from .core import Case, CheckResult, Mistake, batch_twice, normalise_grads, random_two_layer, run_check, sizes_label
+from ..network import MLP
+from ..rules.pepita import PEPITA
+from .core import (Case, Mistake, batch_twice, exercise_grads, normalise_grads, only_output, random_two_layer,
+                   sizes_label)
+from .exercise import Exercise
+
+
+def pepita_updates(X, T, W1, b1, W2, b2, F) -> dict:
+    """Reference for exercise 5.1: PEPITA's batch-mean updates for h1 = relu(X W1ᵀ + b1), logits
+    a2 = h1 W2ᵀ + b2, cross-entropy loss, one-hot T. The modulated input is X - e Fᵀ with
+    e = softmax(a2) - T and F (n_in, n_out); the output layer learns from the modulated pass's
+    error. Returns {"dW1", "db1", "dW2", "db2"}."""
+    net = MLP.from_weights([W1, W2], [b1, b2], activation="relu", output="identity", loss="cross_entropy")
+    return exercise_grads(PEPITA.with_projection(F).bind(net).updates(net, X, T)[0])
+
 
 
 def pepita_cases():
@@ -105,12 +118,22 @@ PEPITA_MISTAKES = [
             "h1_mod = relu(X_mod W1ᵀ + b1)."),
 ]
 PEPITA_FACTORS = [batch_twice()]
+PEPITA_ALONE = {
+    "dW1": "db1, the batch mean of the hidden layer's change between the passes, is right, so the change is "
+           "right: dW1 pairs it with the modulated input X_mod = X - e Fᵀ (not the clean X), divided by N.",
+    "db1": "dW1 is right, so the hidden layer's change between the passes is right: db1 is its batch mean, "
+           "with nothing multiplied in.",
+    "dW2": "db2, the batch mean of the modulated pass's error e_mod, is right: dW2 pairs e_mod with the "
+           "modulated pass's hidden activity h1_mod (not the clean h1), divided by N.",
+    "db2": "dW2 is right, so e_mod is right: db2 is its batch mean, e_mod.mean(dim=0).",
+}
 
 
-def check_pepita_updates(fn, verbose=True) -> CheckResult:
-    """Chapter 5 exercise "PEPITA for a two-layer network": compares with the library's PEPITA rule
-    on four cases (a square one, odd sizes, batch 1, float64)."""
-    return run_check("pepita_updates", fn, pepita_cases(), ch05.pepita_updates, PEPITA_MISTAKES,
-                     normalise=normalise_grads, factors=PEPITA_FACTORS, verbose=verbose,
-                     shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
-                                "F (n_in, n_out); the error e is (N, n_out), so e @ F.T is (N, n_in).")
+PEPITA_UPDATES = Exercise(
+    "pepita_updates", pepita_updates, pepita_cases, PEPITA_MISTAKES, PEPITA_FACTORS,
+    normalise=normalise_grads, readers=[only_output(PEPITA_ALONE)],
+    shape_hint="Shapes: X (N, n_in), W1 (n_hidden, n_in), W2 (n_out, n_hidden), "
+               "F (n_in, n_out); the error e is (N, n_out), so e @ F.T is (N, n_in).",
+    about="""Chapter 5 exercise "PEPITA for a two-layer network": compares with the library's PEPITA rule
+    on four cases (a square one, odd sizes, batch 1, float64).""")
+check_pepita_updates = PEPITA_UPDATES.check

@@ -1,8 +1,17 @@
-"""Checks for Chapter 6's exercise: the mirror update of one layer from a batch of noise."""
+"""Chapter 6's exercise, the mirror update of one layer from a batch of noise: its reference answer
+and check."""
 import torch
 
-from ..chapters import ch06
-from .core import Case, CheckResult, Mistake, run_check
+from ..rules.weight_mirroring import mirror_update as library_mirror_update
+from .core import Case, Mistake
+from .exercise import Exercise
+
+
+def mirror_update(xi, W, b, B, decay):
+    """Reference for exercise 6.1: ΔB = ξ̄ᵀ sigmoid(ξ̄ Wᵀ + b) / K - decay · B, ξ̄ = ξ - mean_K(ξ).
+
+    ``xi`` (K, n_in) noise as drawn, ``W`` (n_out, n_in), ``b`` (n_out,), ``B`` (n_in, n_out)."""
+    return library_mirror_update(xi, W, b, B, decay, torch.sigmoid)
 
 
 def mirror_cases():
@@ -86,10 +95,11 @@ MIRROR_MISTAKES = [
 ]
 
 
-def check_mirror_update(fn, verbose=True) -> CheckResult:
-    """Chapter 6 exercise "The mirror update": compares with the library's ``mirror_update`` on four
-    cases (a square one, odd sizes, noise with a mean, two samples, float64)."""
-    return run_check("mirror_update", fn, mirror_cases(), ch06.mirror_update, MIRROR_MISTAKES,
-                     tolerance=1e-4, verbose=verbose,
-                     shape_hint="Shapes: xi (K, n_in), W (n_out, n_in), b (n_out,), B (n_in, n_out) like Wᵀ; "
-                                "the update has B's shape.")
+MIRROR_UPDATE = Exercise(
+    "mirror_update", mirror_update, mirror_cases, MIRROR_MISTAKES,
+    tolerance=1e-4,
+    shape_hint="Shapes: xi (K, n_in), W (n_out, n_in), b (n_out,), B (n_in, n_out) like Wᵀ; "
+               "the update has B's shape.",
+    about="""Chapter 6 exercise "The mirror update": compares with the library's ``mirror_update`` on four
+    cases (a square one, odd sizes, noise with a mean, two samples, float64).""")
+check_mirror_update = MIRROR_UPDATE.check

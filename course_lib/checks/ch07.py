@@ -8,9 +8,48 @@ must be reproducible, never return the true label, and spread its labels evenly 
 import torch
 import torch.nn.functional as nnf
 
-from ..chapters import ch07
-from .core import (Case, CheckResult, Factor, Mistake, Wrong, call_learner, compare, returned_none, run_check,
-                   run_safely)
+from ..rules import forward_forward as ff
+from .core import Case, Factor, Mistake, Wrong, call_learner, compare, returned_none
+from .exercise import Exercise
+
+
+# ---------------------------------------------------------------- the reference answers
+
+def embed_label(X, y, n_classes):
+    """Reference for exercise 7.1: X (N, pixels) with y (N,) one-hot in the first n_classes pixels."""
+    return ff.embed_label(X, y, n_classes)
+
+
+def negative_labels(y, n_classes, generator):
+    """Reference for exercise 7.2: a wrong label per sample, uniform over the others."""
+    return ff.negative_labels(y, n_classes, generator)
+
+
+def goodness(h):
+    """Reference for exercise 7.3: mean of squares over the units, (N, n) -> (N,)."""
+    return ff.goodness(h)
+
+
+def ff_layer_loss(g_pos, g_neg, threshold):
+    """Reference for exercise 7.4: ½ [mean softplus(θ − G⁺) + mean softplus(G⁻ − θ)]."""
+    return ff.layer_loss(g_pos, g_neg, threshold)
+
+
+def normalise_input(h, eps):
+    """Reference for exercise 7.5: each row divided by its root mean square plus ε."""
+    return ff.normalise(h, eps)
+
+
+def goodness_per_label(X, W1, b1, W2, b2, n_classes):
+    """Reference for exercise 7.6: (N, n_classes) goodness of both layers, summed, for each label
+    embedded in turn (every layer's input normalised first)."""
+    table = []
+    for label in range(n_classes):
+        x = ff.embed_label(X, label, n_classes)
+        h1 = torch.relu(ff.normalise(x) @ W1.T + b1)      # (N, n_1)
+        h2 = torch.relu(ff.normalise(h1) @ W2.T + b2)     # (N, n_2)
+        table.append(ff.goodness(h1) + ff.goodness(h2))
+    return torch.stack(table, dim=1)
 
 
 def _relu_like(g, batch, n, dtype, silent_row=False):
@@ -120,10 +159,11 @@ EMBED_MISTAKES = [
 ]
 
 
-def check_embed_label(fn, verbose=True) -> CheckResult:
-    """Exercise 7.1 "Embed a label": compares with the reference on four cases."""
-    return run_check("embed_label", fn, embed_cases(), ch07.embed_label, EMBED_MISTAKES, verbose=verbose,
-                     shape_hint="X has shape (N, pixels), y (N,): write the label into X[:, :n_classes].")
+EMBED_LABEL = Exercise(
+    "embed_label", embed_label, embed_cases, EMBED_MISTAKES,
+    shape_hint="X has shape (N, pixels), y (N,): write the label into X[:, :n_classes].",
+    about="""Exercise 7.1 "Embed a label": compares with the reference on four cases.""")
+check_embed_label = EMBED_LABEL.check
 
 
 # ---------------------------------------------------------------- 7.2 negative labels
@@ -145,6 +185,11 @@ def _chi_square_limit(n_classes) -> float:
     freedom): a correct function essentially never exceeds it, a visibly uneven one always does."""
     dof = n_classes * (n_classes - 2)
     return dof + 7 * (2 * dof) ** 0.5
+
+
+ONE_SHIFT = ("every sample's label was moved by the same shift (on a test case with {label}): one shift was drawn "
+             "for the whole batch, so the batch's wrong labels all follow one pattern. Draw one shift per sample, "
+             "a tensor of shape (N,): torch.randint(1, n_classes, (len(y),), generator=generator).")
 
 
 def _call_negatives(fn, y, n_classes, seed, label):
@@ -194,53 +239,65 @@ def _true_label_returned(y, neg, n_classes, same, label) -> Wrong:
     return Wrong(f"{text} Draw a shift from 1 to n_classes - 1 and return (y + shift) % n_classes.", "true_label")
 
 
-def check_negative_labels(fn, verbose=True) -> CheckResult:
-    """Exercise 7.2 "Negative labels": with a fixed generator passed in, the labels must be
+def negative_labels_statistics(exercise, fn) -> str:
+    """The check of "Negative labels": reproducible, in range, never the true label, uniform."""
+    g = torch.Generator().manual_seed(72)
+    for n_classes in (10, 3):
+        y = torch.randint(n_classes, (NEG_SAMPLES,), generator=g)
+        label = f"{NEG_SAMPLES} samples, {n_classes} classes"
+        neg = _call_negatives(fn, y, n_classes, 0, label)
+        if int(neg.min()) < 0 or int(neg.max()) >= n_classes:
+            raise Wrong(f"some labels lie outside 0..{n_classes - 1} (from {int(neg.min())} to "
+                        f"{int(neg.max())}, on a test case with {label}): wrap around with % n_classes.",
+                        "out_of_range")
+        same = float((neg == y).double().mean())
+        if same > 0:
+            raise _true_label_returned(y, neg, n_classes, same, label)
+        again = _call_negatives(fn, y, n_classes, 0, label)
+        if not torch.equal(again.to(neg.dtype), neg):
+            raise Wrong("two calls with generators seeded the same gave different labels: draw every random "
+                        "number from the generator passed in (torch.randint(..., generator=generator)).",
+                        "ignores_generator")
+        if torch.equal(_call_negatives(fn, y, n_classes, 1, label).to(neg.dtype), neg):
+            if _follows_global_generator(fn, y, n_classes, label):
+                raise Wrong("your labels follow torch's global random generator, not the generator passed in "
+                            "(the check puts the global one back after each call, so the same labels came "
+                            "twice): draw every random number from the generator "
+                            "(torch.randint(..., generator=generator)).", "ignores_generator")
+            raise Wrong("generators with different seeds gave the same labels: the labels must be random, "
+                        "drawn from the generator passed in.", "not_random")
+        chi2 = _chi_square(y, neg, n_classes)
+        if chi2 > _chi_square_limit(n_classes):
+            if len(torch.unique((neg.to(y.dtype) - y) % n_classes)) == 1:
+                raise Wrong(ONE_SHIFT.format(label=label), "one_shift_for_batch")
+            counts = torch.bincount(neg[y == 0], minlength=n_classes)[1:].tolist()
+            if 0 in counts:
+                raise Wrong(f"for true label 0 the labels 1..{n_classes - 1} came {counts} times (on a test case "
+                            f"with {label}): some wrong labels are never drawn. torch.randint's upper bound is "
+                            f"excluded: torch.randint(1, n_classes, ...) draws the shifts 1 to n_classes - 1.",
+                            "randint_upper_bound")
+            raise Wrong(f"the wrong labels are not spread evenly over the other classes (χ² = {chi2:.0f}, far "
+                        f"beyond chance, on a test case with {label}; for true label 0 the labels 1..{n_classes - 1} "
+                        f"came {counts} times): every wrong label must be equally likely.", "not_uniform")
+    y1 = torch.tensor([4])
+    one = _call_negatives(fn, y1, 10, 3, "batch 1")
+    if int(one[0]) == 4 or not 0 <= int(one[0]) < 10:
+        raise Wrong(f"on a batch of one sample with label 4 it returned {int(one[0])}.", "batch_of_one")
+    return "reproducible with the generator, never the true label, uniform over the others (χ² test)."
+
+
+def negative_labels_example():
+    """One small call of the exercise's function (its check draws 20,000 labels of its own)."""
+    return [Case(dict(y=torch.tensor([0, 3, 9]), n_classes=10, generator=torch.Generator().manual_seed(0)),
+                 "3 samples, 10 classes", 3)]
+
+
+NEGATIVE_LABELS = Exercise(
+    "negative_labels", negative_labels, negative_labels_example, body=negative_labels_statistics,
+    about="""Exercise 7.2 "Negative labels": with a fixed generator passed in, the labels must be
     reproducible, in range, never the true label, and uniform over the other labels (a χ² test on
-    20,000 samples); batch 1 and 3 classes included."""
-    def body():
-        g = torch.Generator().manual_seed(72)
-        for n_classes in (10, 3):
-            y = torch.randint(n_classes, (NEG_SAMPLES,), generator=g)
-            label = f"{NEG_SAMPLES} samples, {n_classes} classes"
-            neg = _call_negatives(fn, y, n_classes, 0, label)
-            if int(neg.min()) < 0 or int(neg.max()) >= n_classes:
-                raise Wrong(f"some labels lie outside 0..{n_classes - 1} (from {int(neg.min())} to "
-                            f"{int(neg.max())}, on a test case with {label}): wrap around with % n_classes.",
-                            "out_of_range")
-            same = float((neg == y).double().mean())
-            if same > 0:
-                raise _true_label_returned(y, neg, n_classes, same, label)
-            again = _call_negatives(fn, y, n_classes, 0, label)
-            if not torch.equal(again.to(neg.dtype), neg):
-                raise Wrong("two calls with generators seeded the same gave different labels: draw every random "
-                            "number from the generator passed in (torch.randint(..., generator=generator)).",
-                            "ignores_generator")
-            if torch.equal(_call_negatives(fn, y, n_classes, 1, label).to(neg.dtype), neg):
-                if _follows_global_generator(fn, y, n_classes, label):
-                    raise Wrong("your labels follow torch's global random generator, not the generator passed in "
-                                "(the check puts the global one back after each call, so the same labels came "
-                                "twice): draw every random number from the generator "
-                                "(torch.randint(..., generator=generator)).", "ignores_generator")
-                raise Wrong("generators with different seeds gave the same labels: the labels must be random, "
-                            "drawn from the generator passed in.", "not_random")
-            chi2 = _chi_square(y, neg, n_classes)
-            if chi2 > _chi_square_limit(n_classes):
-                counts = torch.bincount(neg[y == 0], minlength=n_classes)[1:].tolist()
-                if 0 in counts:
-                    raise Wrong(f"for true label 0 the labels 1..{n_classes - 1} came {counts} times (on a test case "
-                                f"with {label}): some wrong labels are never drawn. torch.randint's upper bound is "
-                                f"excluded: torch.randint(1, n_classes, ...) draws the shifts 1 to n_classes - 1.",
-                                "randint_upper_bound")
-                raise Wrong(f"the wrong labels are not spread evenly over the other classes (χ² = {chi2:.0f}, far "
-                            f"beyond chance, on a test case with {label}; for true label 0 the labels 1..{n_classes - 1} "
-                            f"came {counts} times): every wrong label must be equally likely.", "not_uniform")
-        y1 = torch.tensor([4])
-        one = _call_negatives(fn, y1, 10, 3, "batch 1")
-        if int(one[0]) == 4 or not 0 <= int(one[0]) < 10:
-            raise Wrong(f"on a batch of one sample with label 4 it returned {int(one[0])}.", "batch_of_one")
-        return "reproducible with the generator, never the true label, uniform over the others (χ² test)."
-    return run_safely("negative_labels", body, verbose)
+    20,000 samples); batch 1 and 3 classes included.""")
+check_negative_labels = NEGATIVE_LABELS.check
 
 
 # ---------------------------------------------------------------- 7.3 goodness
@@ -277,9 +334,10 @@ GOODNESS_MISTAKES = [
 ]
 
 
-def check_goodness(fn, verbose=True) -> CheckResult:
-    """Exercise 7.3 "Goodness": compares with the mean of squares over the units on four cases."""
-    return run_check("goodness", fn, goodness_cases(), ch07.goodness, GOODNESS_MISTAKES, verbose=verbose)
+GOODNESS = Exercise(
+    "goodness", goodness, goodness_cases, GOODNESS_MISTAKES,
+    about="""Exercise 7.3 "Goodness": compares with the mean of squares over the units on four cases.""")
+check_goodness = GOODNESS.check
 
 
 # ---------------------------------------------------------------- 7.4 the layer loss
@@ -352,10 +410,11 @@ LOSS_MISTAKES = [
 ]
 
 
-def check_ff_layer_loss(fn, verbose=True) -> CheckResult:
-    """Exercise 7.4 "The layer loss": compares with ½ [mean softplus(θ − G⁺) + mean softplus(G⁻ − θ)]
-    on four cases, one with goodness large enough to overflow a naive log(1 + exp)."""
-    return run_check("ff_layer_loss", fn, loss_cases(), ch07.ff_layer_loss, LOSS_MISTAKES, verbose=verbose)
+FF_LAYER_LOSS = Exercise(
+    "ff_layer_loss", ff_layer_loss, loss_cases, LOSS_MISTAKES,
+    about="""Exercise 7.4 "The layer loss": compares with ½ [mean softplus(θ − G⁺) + mean softplus(G⁻ − θ)]
+    on four cases, one with goodness large enough to overflow a naive log(1 + exp).""")
+check_ff_layer_loss = FF_LAYER_LOSS.check
 
 
 # ---------------------------------------------------------------- 7.5 normalisation
@@ -408,23 +467,27 @@ NO_EPS = ("a silent row (all units at 0) became NaN (0/0): add ε to the norm in
           "h / (rms + ε), so that it stays 0.")
 
 
-def check_normalise_input(fn, verbose=True) -> CheckResult:
-    """Exercise 7.5 "Normalise a layer's input": compares with h / (√(mean h²) + ε), row by row, on
+def silent_rows_first(exercise, fn) -> str:
+    """The check of "Normalise a layer's input": a NaN only on silent rows is the missing ε; then
+    the comparison, case by case."""
+    cases = exercise.cases()
+    for case in cases:
+        got = call_learner(exercise.name, fn, case)
+        if isinstance(got, torch.Tensor) and got.shape == case.inputs["h"].shape and got.is_floating_point():
+            silent = ~case.inputs["h"].any(dim=1)
+            if silent.any() and got[silent].isnan().any() and not got[~silent].isnan().any():
+                raise Wrong(NO_EPS, "no_eps")
+        exercise.compare(fn, [case])
+    return f"correct on all {len(cases)} test cases."
+
+
+NORMALISE_INPUT = Exercise(
+    "normalise_input", normalise_input, normalise_cases, NORMALISE_MISTAKES, body=silent_rows_first,
+    about="""Exercise 7.5 "Normalise a layer's input": compares with h / (√(mean h²) + ε), row by row, on
     four cases with a silent row and one with a row of small root mean square (F.normalize times √n
     also passes; ε inside the root does not). A NaN that only a silent row explains is named
-    first: the missing ε."""
-    cases = normalise_cases()
-
-    def body():
-        for case in cases:
-            got = call_learner("normalise_input", fn, case)
-            if isinstance(got, torch.Tensor) and got.shape == case.inputs["h"].shape and got.is_floating_point():
-                silent = ~case.inputs["h"].any(dim=1)
-                if silent.any() and got[silent].isnan().any() and not got[~silent].isnan().any():
-                    raise Wrong(NO_EPS, "no_eps")
-            compare("normalise_input", fn, [case], ch07.normalise_input, NORMALISE_MISTAKES)
-        return f"correct on all {len(cases)} test cases."
-    return run_safely("normalise_input", body, verbose)
+    first: the missing ε.""")
+check_normalise_input = NORMALISE_INPUT.check
 
 
 # ---------------------------------------------------------------- 7.6 prediction by goodness
@@ -448,11 +511,11 @@ def _table(X, W1, b1, W2, b2, n_classes, norm1=True, norm2=True, layers=(1, 2), 
            clear=True, norm=None, relu=torch.relu, measure_normalised=False):
     """The goodness table with one ingredient changed: builds the wrong answers (``clear=False``:
     only the label's pixel set; ``measure_normalised``: layer 1's goodness taken after normalising)."""
-    norm = norm or ch07.normalise_input
-    measure = measure or ch07.goodness
+    norm = norm or normalise_input
+    measure = measure or goodness
     cols = []
     for label in range(n_classes):
-        x = ch07.embed_label(X, torch.full((len(X),), label), n_classes) if embed else X
+        x = embed_label(X, torch.full((len(X),), label), n_classes) if embed else X
         if embed and not clear:
             x = X.clone()
             x[:, label] = 1
@@ -499,9 +562,10 @@ PREDICT_FACTORS = [Factor("layers_averaged", lambda case: 0.5,
                           "the table is half the right one: add the goodness of the two layers, do not average it.")]
 
 
-def check_goodness_per_label(fn, verbose=True) -> CheckResult:
-    """Exercise 7.6 "Predict by goodness": compares the (N, n_classes) goodness table of a two-layer
-    network with the reference on four cases."""
-    return run_check("goodness_per_label", fn, predict_cases(), ch07.goodness_per_label, PREDICT_MISTAKES,
-                     factors=PREDICT_FACTORS, verbose=verbose, tolerance=1e-4,
-                     shape_hint="Shapes: X (N, pixels), W1 (n_1, pixels), W2 (n_2, n_1); the result is (N, n_classes).")
+GOODNESS_PER_LABEL = Exercise(
+    "goodness_per_label", goodness_per_label, predict_cases, PREDICT_MISTAKES, PREDICT_FACTORS,
+    tolerance=1e-4,
+    shape_hint="Shapes: X (N, pixels), W1 (n_1, pixels), W2 (n_2, n_1); the result is (N, n_classes).",
+    about="""Exercise 7.6 "Predict by goodness": compares the (N, n_classes) goodness table of a two-layer
+    network with the reference on four cases.""")
+check_goodness_per_label = GOODNESS_PER_LABEL.check

@@ -136,8 +136,26 @@ def named_outputs(*names, what=""):
     return normalise
 
 
-GRAD_NAMES = ("dW1", "db1", "dW2", "db2")
+GRAD_NAMES = ("dW1", "db1", "dW2", "db2")  # the outputs of the chapters' two-layer exercises
 normalise_grads = named_outputs(*GRAD_NAMES)
+
+
+# What only one wrong output of a two-layer exercise says: the right output beside it shares its error.
+ERROR_PAIRS_ALONE = {
+    "dW1": "db1 uses the same hidden error e1 and is right, so e1 is right: look at what dW1 pairs it with, "
+           "the input, dW1 = e1ᵀ X / N (shape (n_hidden, n_in)).",
+    "db1": "dW1 uses the same hidden error e1 and is right, so e1 is right: the bias update is its batch mean, "
+           "db1 = e1.mean(dim=0), with nothing multiplied in (a bias's input is always 1).",
+    "dW2": "db2 uses the same output error e2 and is right, so e2 is right: look at what dW2 pairs it with, "
+           "the hidden activity, dW2 = e2ᵀ h1 / N (shape (n_out, n_hidden)).",
+    "db2": "dW2 uses the same output error e2 and is right, so e2 is right: the bias update is its batch mean, "
+           "db2 = e2.mean(dim=0), with nothing multiplied in (a bias's input is always 1).",
+}
+
+
+def exercise_grads(updates: dict) -> dict:
+    """A rule's updates {"W1": ..., "b1": ...} under the exercises' names {"dW1": ..., "db1": ...}."""
+    return {f"d{name}": updates[name] for name in ("W1", "b1", "W2", "b2")}
 
 
 def random_two_layer(g, batch, n_in, n_hidden, n_out, dtype, targets="one_hot", dark=0.0,
@@ -175,22 +193,23 @@ def sizes_label(batch, n_in, n_hidden, n_out, dtype, more="") -> str:
 # ---------------------------------------------------------------- running a check
 
 def run_check(exercise: str, learner_fn, cases, reference, mistakes=(), tolerance=1e-4,
-              normalise=None, shape_hint="", factors=(), verbose=True) -> CheckResult:
+              normalise=None, shape_hint="", factors=(), verbose=True, readers=()) -> CheckResult:
     """Compare the learner's function with ``reference`` on every case and report the outcome.
 
     ``mistakes`` and ``factors``: the exercise's tables of named mistakes (:class:`Mistake`) and of
     the constant factors its constants can produce (:class:`Factor`), each tried in order;
     ``normalise(output)`` turns an output into a dict of named tensors (or raises :class:`Wrong`
     when its structure is off); ``shape_hint`` is added when the learner's code fails on a shape
-    mismatch."""
+    mismatch; ``readers`` read a diagnosis from the learner's output (:func:`diagnose`)."""
     def body():
-        compare(exercise, learner_fn, cases, reference, mistakes, tolerance, normalise, shape_hint, factors)
+        compare(exercise, learner_fn, cases, reference, mistakes, tolerance, normalise, shape_hint, factors,
+                readers)
         return f"correct on all {len(cases)} test cases."
     return run_safely(exercise, body, verbose)
 
 
 def compare(exercise, learner_fn, cases, reference, mistakes=(), tolerance=1e-4, normalise=None,
-            shape_hint="", factors=()):
+            shape_hint="", factors=(), readers=()):
     """Raise :class:`Wrong` with the diagnosis on the first case where the learner's answer is off."""
     normalise = normalise or single_output
     for case in cases:
@@ -198,7 +217,7 @@ def compare(exercise, learner_fn, cases, reference, mistakes=(), tolerance=1e-4,
         got = normalise(call_learner(exercise, learner_fn, case, shape_hint, mistakes, drew))
         expected = normalise(reference(**clone(case.inputs)))
         if not all(close(got.get(name), exp, tolerance) for name, exp in expected.items()):
-            diagnose(got, expected, case, mistakes, normalise, tolerance, factors, drew)
+            diagnose(got, expected, case, mistakes, normalise, tolerance, factors, drew, readers)
         check_dtypes(got, expected, values_right=True)
 
 
@@ -418,9 +437,11 @@ def close(got, expected, tolerance) -> bool:
             and torch.allclose(got.to(expected.dtype), expected, rtol=tolerance, atol=tolerance))
 
 
-def diagnose(got, expected, case, mistakes, normalise, tolerance, factors=(), drew=()):
+def diagnose(got, expected, case, mistakes, normalise, tolerance, factors=(), drew=(), readers=()):
     """Raise :class:`Wrong` with the best explanation of why ``got`` differs from ``expected``;
-    ``drew``: the random generators the learner's function drew from on this case."""
+    ``drew``: the random generators the learner's function drew from on this case; ``readers``: the
+    exercise's own readings of the output, ``reader(got, expected, case, differing)``, which raise
+    :class:`Wrong` when they recognise what the learner did (tried after the generic symptoms)."""
     for mistake in mistakes:  # first: a mistake can explain a wrong shape too (another layer's noise)
         if made(mistake, got, case, normalise, tolerance):
             raise Wrong(mistake.hint, mistake.name)
@@ -435,6 +456,8 @@ def diagnose(got, expected, case, mistakes, normalise, tolerance, factors=(), dr
         symptom_of(name, got[name], expected[name], case, tolerance)
     for name in differing:
         factor_of(name, got[name], expected[name], case, factors)
+    for reader in readers:
+        reader(got, expected, case, differing)
     check_dtypes(got, expected, values_right=False)  # computing in float32 can explain the differences
     raise Wrong(differ_message(got, expected, differing, case), "values")
 
@@ -524,6 +547,18 @@ def factor_of(name, got, exp, case, factors):
             size = f"{value:.6g} times" if abs(value) >= 1 else f"1/{1 / value:.6g} of"
             raise Wrong(f"{name} is {size} the right value (on a test case with {case.label}): {factor.hint}",
                         factor.name)
+
+
+def only_output(hints: dict):
+    """A reader for :func:`diagnose`: when ``name`` alone differs and the others are right, say so
+    with ``hints[name]``, what that output needs that the others do not."""
+    def reader(got, expected, case, differing):
+        if len(differing) == 1 and len(expected) > 1 and differing[0] in hints:
+            name = differing[0]
+            right = enumerate_names(n for n in expected if n != name)
+            raise Wrong(f"only {name} is wrong ({right} {'is' if len(expected) == 2 else 'are'} right, on a test case "
+                        f"with {case.label}): {hints[name]}", f"only_{name}")
+    return reader
 
 
 def differ_message(got, expected, differing, case) -> str:

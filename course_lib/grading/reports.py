@@ -10,8 +10,9 @@ from .statuses import MARKS, Mark, mark_text
 
 
 def points_of(exercises) -> dict:
-    from course_lib.exercises import POINTS
-    return {n: POINTS.get(n, 1) for n in exercises}
+    """{exercise: the points its declaration gives}."""
+    from course_lib.exercises import points
+    return {n: points(n) for n in exercises}
 
 
 def merge(subs) -> dict:

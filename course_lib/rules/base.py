@@ -99,6 +99,25 @@ def setting_value(value):
     return getattr(value, "__qualname__", type(value).__name__)
 
 
+# What each random stream of a rule draws, and the offset from the run's seed its generator starts
+# at. The offsets are part of every recorded run: changing one changes the numbers each seed gives
+# (and so every checkpoint's fingerprint and every committed result).
+SEED_OFFSETS = {
+    "feedback": 0,        # FA, KP and weight mirroring's initial B
+    "projection": 0,      # PEPITA's F, and MirroredPEPITA's initial B_l
+    "dropout": 0,         # PEPITA's dropout masks
+    "perturbation": 0,    # weight and node perturbation's noise
+    "negatives": 0,       # Forward-Forward's negative labels
+    "mirror_noise": 1,    # weight mirroring's noise, apart from the feedback's draw
+}
+
+
+def seeded_generator(seed: int, stream: str, device=None) -> torch.Generator:
+    """The generator of a rule's random ``stream`` (a key of :data:`SEED_OFFSETS`) for a run with
+    ``seed``, on ``device`` (the CPU by default): the one place rules derive their generators."""
+    return torch.Generator(device=device).manual_seed(seed + SEED_OFFSETS[stream])
+
+
 class LearningRule:
     """Base class of every rule; the module docstring states the contract.
 

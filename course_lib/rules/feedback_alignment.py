@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .base import ErrorRule, output_error, propagate_errors, transposed_forward_weights
+from .base import ErrorRule, output_error, propagate_errors, seeded_generator, transposed_forward_weights
 
 
 def random_feedback(shape, like: torch.Tensor, generator: torch.Generator, scale=None) -> torch.Tensor:
@@ -67,7 +67,7 @@ class FeedbackAlignment(ErrorRule):
     def prepare(self, net):
         shapes = self.feedback_shapes(net)
         if self.B is None:
-            g = torch.Generator().manual_seed(self.seed)
+            g = seeded_generator(self.seed, "feedback")
             self.B = [random_feedback(shape, W, g, self.scale) for shape, W in zip(shapes, net.W[1:])]
         elif [tuple(B.shape) for B in self.B] != shapes:
             raise ValueError(f"This {self.name} rule's feedback matrices have shapes "

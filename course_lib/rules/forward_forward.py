@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as nnf
 
 from ..losses import as_targets
-from .base import LearningRule
+from .base import LearningRule, seeded_generator
 
 EPS = 1e-8
 NEUTRAL = "neutral"
@@ -220,7 +220,7 @@ class ForwardForward(LearningRule):
             self.R = torch.zeros(self.n_classes, width, device=net.device, dtype=net.dtype)
         if self.peer_normalisation and [len(m) for m in self.mean_activity] != net.sizes[1:]:
             self.mean_activity = [torch.zeros(n, device=net.device, dtype=net.dtype) for n in net.sizes[1:]]
-        self.generator = torch.Generator(device=net.device).manual_seed(self.seed)
+        self.generator = seeded_generator(self.seed, "negatives", net.device)
 
     def learned(self):
         """The readout R, stepped by the optimiser."""

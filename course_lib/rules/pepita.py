@@ -35,7 +35,7 @@ import math
 import torch
 
 from ..network import MLP, ForwardPass
-from .base import LearningRule, output_error
+from .base import LearningRule, output_error, seeded_generator
 from .feedback_alignment import FeedbackAlignment
 
 
@@ -102,12 +102,12 @@ class PEPITA(LearningRule):
                              f"the hidden layers from the change between the passes. Got {net}.")
         shape = (net.sizes[0], net.sizes[-1])
         if self.F is None:
-            self.F = projection_matrix(*shape, self.F_scale, torch.Generator().manual_seed(self.seed), net.W[0])
+            self.F = projection_matrix(*shape, self.F_scale, seeded_generator(self.seed, "projection"), net.W[0])
         elif tuple(self.F.shape) != shape:
             raise ValueError(f"F has shape {tuple(self.F.shape)}, but this network needs (n_in, n_out) = {shape}: "
                              f"F projects the output error (n_out values) onto the input (n_in values).")
         if self.mask_generator is None:
-            self.mask_generator = torch.Generator(device=net.W[0].device).manual_seed(self.seed)
+            self.mask_generator = seeded_generator(self.seed, "dropout", net.W[0].device)
 
     def owned(self) -> dict:
         return {} if self.F is None else {"F": self.F}
@@ -210,7 +210,7 @@ class AdaptiveFeedbackAlignment(FeedbackAlignment):
             raise ValueError(f"Adaptive feedback alignment is defined here for one hidden layer; got {net}.")
         if self.F is None:
             self.F = projection_matrix(net.sizes[0], net.sizes[-1], self.F_scale,
-                                       torch.Generator().manual_seed(self.seed), net.W[0])
+                                       seeded_generator(self.seed, "projection"), net.W[0])
 
     def feedback(self, net) -> list:
         if self.F is None:

@@ -24,7 +24,7 @@ with ``num_samples=K`` average K independent estimates (K noise samples per upda
 import torch
 
 from ..network import MLP, ForwardPass
-from .base import ErrorRule, LearningRule, outer_product_updates
+from .base import ErrorRule, LearningRule, outer_product_updates, seeded_generator
 
 WP_ELEMENTS = 1 << 22  # noise numbers of weight perturbation drawn at once (K copies of every weight)
 NP_ROWS = 1 << 15      # rows (noisy passes × batch) of node perturbation evaluated at once
@@ -42,7 +42,7 @@ class NoiseSource:
             return None
         key = str(device)
         if key not in self.generators:
-            self.generators[key] = torch.Generator(device=device).manual_seed(self.seed)
+            self.generators[key] = seeded_generator(self.seed, "perturbation", device)
         return self.generators[key]
 
     def normal_(self, out: torch.Tensor) -> torch.Tensor:

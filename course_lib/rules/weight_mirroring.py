@@ -35,6 +35,7 @@ import torch
 
 from ..activations import get_activation
 from ..network import MLP
+from .base import seeded_generator
 from .feedback_alignment import FeedbackAlignment, random_feedback
 from .pepita import PEPITA, projection_matrix
 
@@ -76,6 +77,16 @@ class Mirror:
         lr), the mirror decay, no momentum (every mirror step is a fresh noise sample)."""
         return {"lr": self.mirror_lr, "weight_decay": self.mirror_decay, "momentum": 0.0}
 
+    def set_mirror_settings(self, noise_std, mirror_lr, mirror_decay, mirror_batch, premirror_steps, noise,
+                            noise_mean, response):
+        """Keep the eight mirror settings (the ``__init__`` arguments both rules share, documented in
+        :class:`WeightMirroring`) and check them; the noise generator is made when bound."""
+        self.noise_std, self.mirror_lr, self.mirror_decay = noise_std, mirror_lr, mirror_decay
+        self.mirror_batch, self.premirror_steps, self.noise = mirror_batch, premirror_steps, noise
+        self.noise_mean, self.response = noise_mean, response
+        self.check_mirror_settings()
+        self._noise_generator = None
+
     def check_mirror_settings(self):
         if self.noise_mean != 0:
             raise ValueError(
@@ -108,7 +119,7 @@ class Mirror:
 
     def noise_generator(self, net: MLP) -> torch.Generator:
         if getattr(self, "_noise_generator", None) is None:
-            self._noise_generator = torch.Generator(device=net.W[0].device).manual_seed(self.seed + 1)
+            self._noise_generator = seeded_generator(self.seed, "mirror_noise", net.W[0].device)
         return self._noise_generator
 
     def mirror_directions(self, net: MLP, layers, K: int, sign: float = 1.0) -> list:
@@ -184,11 +195,8 @@ class WeightMirroring(Mirror, FeedbackAlignment):
                  mirror_batch: int = 128, premirror_steps: int = 0, noise: str = "gaussian",
                  noise_mean: float = 0.0, response: str = "layer", seed: int = 0, scale=None):
         super().__init__(seed=seed, scale=scale)
-        self.noise_std, self.mirror_lr, self.mirror_decay = noise_std, mirror_lr, mirror_decay
-        self.mirror_batch, self.premirror_steps, self.noise = mirror_batch, premirror_steps, noise
-        self.noise_mean, self.response = noise_mean, response
-        self.check_mirror_settings()
-        self._noise_generator = None
+        self.set_mirror_settings(noise_std, mirror_lr, mirror_decay, mirror_batch, premirror_steps, noise,
+                                 noise_mean, response)
 
     def prepare(self, net):
         fresh = self.B is None
@@ -235,17 +243,16 @@ class MirroredPEPITA(Mirror, PEPITA):
         if sign != -1:
             raise ValueError("MirroredPEPITA needs sign=-1 (x - F e): mirroring turns F towards "
                              "+(W_L D ⋯ D W_1)ᵀ, which only helps with that convention.")
-        self.noise_std, self.mirror_lr, self.mirror_decay = noise_std, mirror_lr, mirror_decay
-        self.mirror_batch, self.premirror_steps, self.noise = mirror_batch, premirror_steps, noise
-        self.mirror_in_training, self.noise_mean, self.response = mirror_in_training, noise_mean, response
-        self.check_mirror_settings()
-        self.Bs, self.F_std, self._noise_generator = None, None, None
+        self.set_mirror_settings(noise_std, mirror_lr, mirror_decay, mirror_batch, premirror_steps, noise,
+                                 noise_mean, response)
+        self.mirror_in_training = mirror_in_training
+        self.Bs, self.F_std = None, None
 
     def prepare(self, net):
         if self.Bs is None:
             if net.num_layers < 2:
                 raise ValueError(f"PEPITA needs at least one hidden layer; got {net}.")
-            g = torch.Generator().manual_seed(self.seed)
+            g = seeded_generator(self.seed, "projection")
             F0 = projection_matrix(net.sizes[0], net.sizes[-1], self.F_scale, g, net.W[0])
             self.F_std = float(F0.std())
             self.Bs = [random_feedback(tuple(W.T.shape), W, g) for W in net.W]
