@@ -14,6 +14,7 @@ import torch
 from ..checks.ch02 import (linear_gradient, linear_wp_changes, node_perturbation_update,  # noqa: F401
                            two_layer_net, weight_perturbation_update, wp_empirical_moments, wp_predicted_moments)
 from ..metrics import cosine_similarity, gradient_snr_from_moments
+from ..network import MLP
 from ..rules.backprop import Backprop
 from ..rules.base import LearningRule
 from ..rules.perturbation import NoiseSource
