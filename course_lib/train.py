@@ -26,7 +26,7 @@ import torch
 from .compiled import compiled_updates
 from .data import minibatches
 from .network import MLP
-from .optim import fused_kernel_fits, make_optimizer  # noqa: F401  (imported from here too)
+from .optim import make_optimizer
 from .progress import progress_bar
 from .rules.base import LearningRule
 
