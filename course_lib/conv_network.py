@@ -92,7 +92,7 @@ class ConvNet(Network):
         if mask is not None:
             h_1 = h_1 * mask
         a_2 = torch.addmm(b2, h_1, W2.T)                                       # (batch, n_out)
-        return ConvForwardPass([X, h_1, a_2], [a_1, a_2], indices)
+        return ConvForwardPass([X, h_1, a_2], [a_1, a_2], pool_indices=indices)
 
     def unpool(self, pooled, indices) -> torch.Tensor:
         """The pooling's routing reversed: values of the pooled units (batch, C_out·P·P') -> maps

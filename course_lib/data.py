@@ -53,6 +53,13 @@ class Dataset:
                        X_val=self.X_val[:n_val], y_val=self.y_val[:n_val],
                        X_test=self.X_test[:n_test], y_test=self.y_test[:n_test])
 
+    def all_training(self) -> "Dataset":
+        """The training and validation images joined into one training set, with no validation split:
+        how the published sources train their final runs (Chapter 8, "Reproducing the published
+        numbers"). Choose settings on the validation split first; this is for the final run."""
+        return replace(self, X_train=torch.cat([self.X_train, self.X_val]), y_train=torch.cat([self.y_train, self.y_val]),
+                       X_val=self.X_val[:0], y_val=self.y_val[:0])
+
     def identity(self) -> dict:
         """What tells this data set apart from another (recorded in checkpoints)."""
         return {"name": self.name, "n_train": len(self.X_train), "n_val": len(self.X_val),

@@ -21,9 +21,19 @@ from .losses import Loss, as_targets, get_loss
 @dataclass
 class ForwardPass:
     """Everything a forward pass leaves behind: ``h[0]`` is the input X, ``h[l]`` the activity of
-    layer l, ``a[l-1]`` its pre-activation (0-based list). Backward passes read these."""
+    layer l, ``a[l-1]`` its pre-activation (0-based list), and ``masks``, the dropout masks of the
+    hidden layers where the pass dropped units (``h_l = f(a_l) ⊙ m_l``). Backward passes read these."""
     h: list
     a: list
+    masks: list | None = None
+
+    def slope(self, net, l: int) -> torch.Tensor:
+        """dh/da of 0-based layer ``l`` (batch, n_l): f'(a_l), times its dropout mask where units were
+        dropped (a dropped unit passes no error down)."""
+        f = net.activation_of(l)
+        if self.masks is None or l >= len(self.masks):
+            return f.grad(self.a[l], self.h[l + 1])
+        return f.grad(self.a[l], f(self.a[l])) * self.masks[l]
 
     @property
     def output(self) -> torch.Tensor:
@@ -116,9 +126,11 @@ class MLP(Network):
         net.W, net.b = list(W), list(b)
         return net
 
-    def forward(self, X, W=None, b=None) -> ForwardPass:
+    def forward(self, X, W=None, b=None, masks=None) -> ForwardPass:
         """Run X (batch, n_in) through the network; optional ``W``/``b`` lists replace the
-        network's own (perturbation rules evaluate perturbed weights this way)."""
+        network's own (perturbation rules evaluate perturbed weights this way); ``masks``: one
+        dropout mask (batch, n_l) per hidden layer, multiplied into its activity (training with
+        dropout, Chapter 5)."""
         W = self.W if W is None else W
         b = self.b if b is None else b
         self.check_input(X)
@@ -126,8 +138,9 @@ class MLP(Network):
         for l, (W_l, b_l) in enumerate(zip(W, b)):
             a_l = torch.addmm(b_l, h[-1], W_l.T)       # (batch, n_l)
             a.append(a_l)
-            h.append(self.activation_of(l)(a_l))
-        return ForwardPass(h, a)
+            h_l = self.activation_of(l)(a_l)
+            h.append(h_l * masks[l] if masks is not None and l < len(masks) else h_l)
+        return ForwardPass(h, a, masks)
 
     def check_input(self, X):
         if not isinstance(X, torch.Tensor):

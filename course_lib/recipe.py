@@ -13,6 +13,13 @@ A chapter's short run is a *budget* of a recipe, ``recipe.budget(10)``: the same
 epochs, its schedule scaled to them (lr ÷ 10 after 60 % and 90 % of the epochs stays at 60 % and
 90 %).
 
+What a run trains on (``train_on``): a chapter's run trains on the training split and holds the
+validation split out, to choose settings on (``"train"``, MNIST's 50,000 of 60,000 images). A
+published recipe's final run trains as its source trained, on every training image with no
+validation split (``"all"``: :meth:`course_lib.data.Dataset.all_training`), and is reported on the
+test set. A budget or a variant of a recipe is a chapter's run again unless it says otherwise. The
+run's fingerprint records the sizes of the splits it saw.
+
 The rule of a recipe is drawn from the run's seed (``RuleSpec(FeedbackAlignment)(seed)``), so its
 own random matrices and noise (B, F, dropout masks, mirror noise, negative labels) change with
 the seed, and the spread over seeds includes them.
@@ -33,6 +40,9 @@ from .train import History, linear_cooldown, make_optimizer, train
 
 # The kinds of source a published figure comes from, strongest first (the book's tables say which).
 SOURCE_KINDS = ("paper table", "authors' code log", "reimplementation README", "lab notebook")
+
+# What a run trains on (module docstring): the training split less validation, or all of it.
+TRAIN_ON = {"train": "the training split, the validation split held out", "all": "every training image, no validation split"}
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,16 @@ class Recipe:
     data: str = "mnist"
     published: Published | None = None
     note: str = ""                      # where the recipe departs from, or fills in, its source
+    train_on: str = "train"             # a key of TRAIN_ON: "all" for a published recipe's final run
+
+    def __post_init__(self):
+        if self.train_on not in TRAIN_ON:
+            raise ValueError(f"train_on is one of {sorted(TRAIN_ON)}, got {self.train_on!r}.")
+
+    def training_data(self, data):
+        """``data`` as this recipe's runs see it: as it is (``train_on="train"``), or with the
+        validation images joined to the training images and no validation split (``"all"``)."""
+        return data.all_training() if self.train_on == "all" else data
 
     def sizes(self, data) -> list:
         n_out = data.n_classes if self.top == "classes" else self.hidden[-1]
@@ -121,14 +141,16 @@ class Recipe:
         return MLP(self.sizes(data), activation=self.activation, output=self.output, loss=self.loss,
                    init=self.init, seed=seed, device=device if device is not None else data.X_train.device)
 
-    def budget(self, num_epochs: int, key: str | None = None) -> "Recipe":
-        """The same recipe for ``num_epochs`` epochs (schedule scaled): a chapter's short run, under
-        ``key`` if given (the name of its runs in the cache)."""
-        return replace(self, num_epochs=int(num_epochs), key=key or self.key)
+    def budget(self, num_epochs: int, key: str | None = None, train_on: str = "train") -> "Recipe":
+        """The same recipe for ``num_epochs`` epochs (schedule scaled): a chapter's short run, on the
+        training split unless ``train_on`` says otherwise, under ``key`` if given (the name of its
+        runs in the cache)."""
+        return replace(self, num_epochs=int(num_epochs), key=key or self.key, train_on=train_on)
 
     def variant(self, key: str, **changes) -> "Recipe":
-        """The recipe with some settings changed, under its own key (its own runs in the cache)."""
-        return replace(self, key=key, **changes)
+        """The recipe with some settings changed, under its own key (its own runs in the cache): a
+        chapter's run, on the training split, unless ``changes`` set ``train_on``."""
+        return replace(self, key=key, **{"train_on": "train", **changes})
 
     def make_rule(self, seed: int = 0, quick: bool = False) -> LearningRule:
         """A fresh rule drawn from ``seed``; in fast mode any mirror phase before training is cut to
@@ -167,12 +189,12 @@ class Recipe:
         name = f"{self.key}_seed{seed}.pt"
         checkpoint = None if not save else Path(runs_dir) / name if runs_dir is not None else config.run_file(name)
         net = self.network(data, seed)
-        history = train(net, rule, data, seed=seed, on_epoch=on_epoch, checkpoint=checkpoint,
+        history = train(net, rule, self.training_data(data), seed=seed, on_epoch=on_epoch, checkpoint=checkpoint,
                         progress=progress, compile=compile, **train_settings(self, quick))
         return Run(net, rule, history)
 
     def steps_per_epoch(self, data) -> int:
-        return -(-len(data.X_train) // self.batch_size)
+        return -(-len(self.training_data(data).X_train) // self.batch_size)
 
     def seconds_per_step(self, data, steps: int = 20, device=None) -> float:
         """Wall-clock seconds of one training step on ``device`` (default: the data's), timed over
@@ -195,7 +217,7 @@ class Recipe:
         optimiser = f"lr {self.lr:g}" + (f", momentum {self.momentum:g}" if self.momentum else "") + (
             f", decay {self.weight_decay:g}" if self.weight_decay else "")
         return (f"{net} {self.activation}, {self.rule}, {optimiser}, batch {self.batch_size}, "
-                f"{self.num_epochs} epochs")
+                f"{self.num_epochs} epochs" + (", on every training image" if self.train_on == "all" else ""))
 
 
 class Run(NamedTuple):

@@ -196,6 +196,8 @@ def all_finite(net, rule) -> bool:
 def record_epoch(history, epoch, train_loss, seconds, net, rule, data, on_epoch):
     values = {"epoch": epoch, "train_loss": train_loss, "seconds": seconds}
     for split in ("val", "test"):
+        if not len(getattr(data, f"y_{split}")):          # no validation split: a final run on all the training data
+            continue
         result = evaluate(net, getattr(data, f"X_{split}"), getattr(data, f"y_{split}"), rule)
         values.update({f"{split}_{k}": v for k, v in result.items()})
     if on_epoch is not None:
@@ -204,7 +206,9 @@ def record_epoch(history, epoch, train_loss, seconds, net, rule, data, on_epoch)
 
 
 def warn_if_loss_grew(history, lr):
-    """Say so (once) when training made the loss worse than before training: lr too large."""
+    """Say so (once) when training made the validation loss worse than before training: lr too large."""
+    if "val_loss" not in history:
+        return
     before, now = history["val_loss"][0], history["val_loss"][-1]
     if now > 2 * before and not history.loss_grew:
         history.loss_grew = True

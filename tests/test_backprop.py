@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from course_lib.network import MLP
 from course_lib.rules import Backprop
+from course_lib.rules.feedback_alignment import FeedbackAlignment
+from course_lib.rules.base import dropout_masks
 from course_lib.train import make_optimizer
 
 TORCH_FN = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "identity": lambda a: a}
@@ -175,3 +177,47 @@ def test_state_dict_round_trip():
     assert torch.equal(state["W"][0], dst.W[0])
     with pytest.raises(ValueError):
         MLP([5, 3, 2], device="cpu").load_state_dict(state)
+
+
+def dropout_reference_gradients(net, X, y, masks):
+    """Autograd of the batch-mean loss of the network whose hidden activity is multiplied by ``masks``."""
+    params = {name: p.detach().clone().requires_grad_() for name, p in net.named_parameters().items()}
+    h = X
+    for l in range(1, net.num_layers + 1):
+        a = h @ params[f"W{l}"].T + params[f"b{l}"]
+        name = net.output_activation.name if l == net.num_layers else net.activation.name
+        h = TORCH_FN[name](a) * (masks[l - 1] if l < net.num_layers else 1)
+    loss = 0.5 * ((h - F.one_hot(y, h.shape[1]).to(h.dtype)) ** 2).sum(dim=1).mean()
+    return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_backprop_with_dropout_is_the_gradient_of_the_dropped_network(activation):
+    """keep < 1 (the PEPITA paper's BP baseline): the update is autograd's gradient of the network
+    with the rule's own dropout masks, two hidden layers deep, so a mask must act on the error that
+    travels on down as well as on the activity."""
+    net, X, y = make_case([6, 5, 4, 3], activation, "mse", batch=8)
+    rule = Backprop(keep=0.6, seed=3).bind(net)
+    state = rule.mask_generator.get_state()
+    updates, _ = rule.updates(net, X, y)
+    rule.mask_generator.set_state(state)                     # the same masks again
+    masks = dropout_masks(net, len(X), 0.6, rule.mask_generator)
+    assert any((m == 0).any() for m in masks) and all(set(m.unique().tolist()) <= {0.0, 1 / 0.6} for m in masks)
+    assert_close_named(updates, dropout_reference_gradients(net, X, y, masks))
+
+
+def test_backprop_without_biases_leaves_them_alone():
+    net, X, y = make_case([6, 5, 3], "relu", "mse", batch=8)
+    updates, _ = Backprop(biases=False).bind(net).updates(net, X, y)
+    assert sorted(updates) == ["W1", "W2"]
+
+
+def test_new_settings_at_their_defaults_keep_old_fingerprints():
+    """keep and biases came after many runs were recorded: at their defaults they are not in the
+    config, and neither is backprop's seed, which without dropout draws nothing."""
+    assert Backprop().config() == {"rule": "Backprop"} == Backprop(seed=2).config()
+    assert FeedbackAlignment(seed=1).config() == {"rule": "FeedbackAlignment", "seed": 1, "scale": None}
+    assert Backprop(keep=0.9, biases=False, seed=2).config() == {"rule": "Backprop", "keep": 0.9, "biases": False,
+                                                                  "seed": 2}
+    with pytest.raises(ValueError, match="keep"):
+        Backprop(keep=0)

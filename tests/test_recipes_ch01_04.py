@@ -31,10 +31,13 @@ def test_chapters_1_and_2_keep_the_learners_network():
 
 
 def test_chapter_3_is_the_published_fa_recipe_on_a_short_budget():
+    """The same recipe but for the budget, the chapter's plain FA (no dropout, biases) and the
+    chapter's protocol (the validation split held out)."""
     published = PUBLISHED["pepita_fa"]
-    assert CH03_FA.num_epochs < published.num_epochs
+    assert CH03_FA.num_epochs < published.num_epochs and CH03_FA.train_on == "train" and published.train_on == "all"
+    assert CH03_FA.rule.settings == {} and published.rule.settings == {"keep": 0.9, "biases": False}
     assert CH03_FA.variant(published.key, chapter=published.chapter, num_epochs=published.num_epochs,
-                           note=published.note) == published
+                           note=published.note, rule=published.rule, train_on="all") == published
     assert train_settings(CH03_FA, quick=False)["schedule"] == [6, 9]
 
 

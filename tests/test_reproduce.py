@@ -2,12 +2,12 @@
 seconds: estimate, train with checkpoints, write the tables; a second call loads instead of training."""
 import csv
 import re
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from course_lib import launchers, reproduce
+from course_lib.data import Dataset
 from course_lib.recipes import PUBLISHED, RuleSpec
 from course_lib.rules import Backprop
 
@@ -47,6 +47,12 @@ def test_a_second_call_loads_the_finished_runs(quick_run, capsys):
                                                                  if r["chapter"] == 5}
 
 
+def tiny(name: str) -> Dataset:
+    """A data set of 5 training, 2 validation and 2 test images under ``name``: what the table reads of one."""
+    X, y = torch.zeros(9, 4), torch.zeros(9, dtype=torch.long)
+    return Dataset(name, X[:5], y[:5], X[5:7], y[5:7], X[7:], y[7:], n_classes=10, image_shape=(1, 2, 2))
+
+
 def finished(accuracy: float, minutes: float = 1.0):
     """A stand-in for a finished run's History: what the table reads of it."""
     return {"test_acc": [0.1, accuracy / 100], "seconds": [0.0, 60 * minutes]}
@@ -57,13 +63,14 @@ def test_gap_and_tolerance_only_on_the_published_data():
     tolerance within 0.3 points, or 2 published standard deviations where the source gives one."""
     results = {"akrout_bp": [finished(97.0), finished(98.0)], "pepita": [finished(97.84, 3.0)],
                "pepita_bp": [finished(98.40)]}
-    rows = reproduce.table_rows(results, SimpleNamespace(name="MNIST"))
+    rows = reproduce.table_rows(results, tiny("MNIST"))
     assert [(r["experiment"], r["course (%)"], r["gap (points)"], r["within tolerance"]) for r in rows] == [
         ("akrout_bp", "97.50 ± 0.71", "-1.00", "no"), ("pepita", "97.84", "-0.17", "yes"),
         ("pepita_bp", "98.40", "-0.23", "yes")]
     assert rows[1]["published (%)"] == "98.01 ± 0.09" and rows[1]["train min / seed"] == "3.0"
+    assert {r["trained on"] for r in rows} == {"7 (all)"}                 # 5 training + 2 validation images
     assert PUBLISHED["pepita"].published.tolerance == 0.3 and PUBLISHED["akrout_bp"].published.kind == "authors' code log"
-    other = reproduce.table_rows(results, SimpleNamespace(name="Fashion-MNIST"))
+    other = reproduce.table_rows(results, tiny("Fashion-MNIST"))
     assert {r["gap (points)"] for r in other} == {"— (published on MNIST)"}
     assert {r["within tolerance"] for r in other} == {"—"}
 
@@ -71,7 +78,7 @@ def test_gap_and_tolerance_only_on_the_published_data():
 def test_a_rerun_replaces_its_own_row_and_keeps_the_others(tmp_path):
     """`reproduce --only KEY` merges by key into the table already in the folder; a table of another
     protocol (here a quick check under a full table's name) is replaced, not mixed in."""
-    mnist = SimpleNamespace(name="MNIST")
+    mnist = tiny("MNIST")
     first = reproduce.table_rows({"akrout_bp": [finished(98.0)], "pepita": [finished(97.9)]}, mnist)
     reproduce.write_tables(first, tmp_path, quick=False)
     rerun = reproduce.table_rows({"pepita": [finished(98.1)], "ff": [finished(98.3)]}, mnist)
@@ -84,6 +91,39 @@ def test_a_rerun_replaces_its_own_row_and_keeps_the_others(tmp_path):
     reproduce.write_tables(rerun, tmp_path, quick=True)
     with open(path.with_suffix(".csv")) as f:
         assert [r["experiment"] for r in csv.DictReader(f)] == ["pepita", "ff"]
+
+
+def test_rows_written_before_the_protocol_column_say_what_they_trained_on(tmp_path):
+    """A committed table from before the "trained on" column keeps its rows, filled in with the
+    protocol they were trained with; a new row says its own."""
+    mnist = tiny("MNIST")
+    old = reproduce.table_rows({"akrout_bp": [finished(98.0)], "pepita": [finished(97.9)]}, mnist)
+    csv_path = reproduce.write_tables(old, tmp_path, quick=False).with_suffix(".csv")
+    columns = [column for column in old[0] if column != "trained on"]            # the CSV as it was written then
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(old)
+    new = reproduce.table_rows({"pepita": [finished(98.1)]}, mnist)
+    path = reproduce.write_tables(new, tmp_path, quick=False, earlier={"trained on": "5 (validation held out)"})
+    table = {r["experiment"]: r["trained on"] for r in reproduce.read_table(path.with_suffix(".csv"))}
+    assert table == {"akrout_bp": "5 (validation held out)", "pepita": "7 (all)"}
+    assert "| 5 (validation held out) |" in path.read_text()
+
+
+def test_the_summary_line_gives_the_mean_signed_gap_and_its_spread(tmp_path):
+    rows = reproduce.table_rows({"akrout_bp": [finished(98.4)], "pepita": [finished(98.11)],
+                                 "pepita_bp": [finished(98.33)]}, tiny("MNIST"))     # gaps -0.10, +0.10, -0.30
+    s = reproduce.summary(rows)
+    assert (s["rows"], s["within tolerance"], s["all images"]) == (3, 3, 3)
+    assert s["mean gap"] == pytest.approx(-0.1) and s["gap std"] == pytest.approx(0.2)
+    assert (s["smallest gap"], s["largest gap"]) == (pytest.approx(-0.3), pytest.approx(0.1))
+    line = reproduce.summary_line(rows)
+    assert line.startswith("Over the 3 rows: mean signed gap -0.10 points (standard deviation over rows 0.20, "
+                           "from -0.30 to +0.10); 3 of 3 within tolerance")
+    path = reproduce.write_tables(rows, tmp_path, quick=False)
+    assert line in path.read_text()
+    assert reproduce.summary(reproduce.table_rows({"pepita": [finished(90.0)]}, tiny("Fashion-MNIST"))) is None
 
 
 def test_each_data_set_has_its_own_table(tmp_path):

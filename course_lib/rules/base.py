@@ -58,8 +58,7 @@ def propagate_errors(net: MLP, fwd: ForwardPass, e_L: torch.Tensor, feedback: li
     errors = [e_L]
     for l in range(net.num_layers - 2, -1, -1):
         e_above = errors[0]                              # (batch, n_{l+1})
-        f = net.activation_of(l)
-        errors.insert(0, (e_above @ feedback[l].T) * f.grad(fwd.a[l], fwd.h[l + 1]))  # (batch, n_l)
+        errors.insert(0, (e_above @ feedback[l].T) * fwd.slope(net, l))            # (batch, n_l)
     return errors
 
 
@@ -116,6 +115,21 @@ def seeded_generator(seed: int, stream: str, device=None) -> torch.Generator:
     """The generator of a rule's random ``stream`` (a key of :data:`SEED_OFFSETS`) for a run with
     ``seed``, on ``device`` (the CPU by default): the one place rules derive their generators."""
     return torch.Generator(device=device).manual_seed(seed + SEED_OFFSETS[stream])
+
+
+def check_keep(keep: float):
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep, the fraction of hidden units dropout keeps, must be in (0, 1], got {keep}.")
+
+
+def dropout_masks(net: MLP, batch: int, keep: float, generator: torch.Generator):
+    """One inverted-dropout mask (batch, n_l) per hidden layer, kept units scaled by 1/keep, drawn
+    from ``generator``; None when ``keep`` is 1 (no dropout)."""
+    if keep == 1:
+        return None
+    W = net.W[0]                                      # (u < keep) as 1.0 or 0.0, then / keep, in place
+    return [torch.rand(batch, n, generator=generator, device=W.device).lt_(keep).to(W.dtype).div_(keep)
+            for n in net.sizes[1:-1]]
 
 
 class LearningRule:
@@ -275,16 +289,42 @@ class LearningRule:
 class ErrorRule(LearningRule):
     """A rule that assigns credit through per-sample errors e_l (batch, n_l) of every layer, then
     updates each synapse by the local outer product ΔW_l = e_lᵀ h_{l-1} / batch (module docstring).
-    Subclasses define :meth:`errors`; backprop, FA, DFA, sign symmetry, KP and node perturbation do."""
+    Subclasses define :meth:`errors`; backprop, FA, DFA, sign symmetry, KP and node perturbation do.
+
+    Two options of the published recipes, for the rules that take them as settings (backprop and
+    FA, as the PEPITA paper's code trains its baselines, Chapter 5): ``keep`` < 1 trains with
+    dropout, each hidden unit kept with probability ``keep`` (a dropped unit neither sends activity
+    up nor passes error down: e_l = (e_{l+1} Bᵀ) ⊙ f'(a_l) ⊙ m_l); ``biases=False`` leaves every bias
+    at zero. Predictions use the whole network."""
+    keep, biases, mask_generator = 1.0, True, None
+
+    def prepare(self, net: MLP):
+        if self.keep < 1 and self.mask_generator is None:
+            self.mask_generator = seeded_generator(self.seed, "dropout", net.W[0].device)
 
     def errors(self, net: MLP, fwd: ForwardPass, T: torch.Tensor) -> list:
         """[e_1, ..., e_L]: the error of every layer, (batch, n_l) each."""
         raise NotImplementedError
 
     def updates(self, net, X, y):
-        fwd = net.forward(X)
+        if self.keep < 1 and self.mask_generator is None:
+            raise self.unbound_error()
+        fwd = net.forward(X, masks=dropout_masks(net, len(X), self.keep, self.mask_generator))
         T = net.targets(y)
-        return outer_product_updates(fwd, self.errors(net, fwd, T)), net.loss(fwd.output, T)
+        updates = outer_product_updates(fwd, self.errors(net, fwd, T))
+        if not self.biases:                                                   # no update: b stays at 0
+            updates = {name: u for name, u in updates.items() if name.startswith("W")}
+        return updates, net.loss(fwd.output, T)
+
+    def config(self) -> dict:
+        """The settings, ``keep`` and ``biases`` only where they change something (dropout, no
+        biases): they came after many runs were recorded, whose checkpoints keep their fingerprints."""
+        config = super().config()
+        if config.get("keep") == 1:
+            del config["keep"]
+        if config.get("biases") is True:
+            del config["biases"]
+        return config
 
     @torch.no_grad()
     def per_sample_moments(self, net: MLP, X, y, layer: int = 0):

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .base import ErrorRule, output_error, propagate_errors, seeded_generator, transposed_forward_weights
+from .base import ErrorRule, check_keep, output_error, propagate_errors, seeded_generator, transposed_forward_weights
 
 
 def random_feedback(shape, like: torch.Tensor, generator: torch.Generator, scale=None) -> torch.Tensor:
@@ -48,13 +48,15 @@ class FeedbackAlignment(ErrorRule):
     layer l in the place of ``net.W[l+1].T``. :meth:`bind` draws the matrices from the network's
     shapes with ``seed`` (see :func:`random_feedback` for ``scale``), on the network's device; they
     then never change. One rule object belongs to one network shape: train a second network with a
-    new rule object (or the same B on purpose, for a controlled comparison).
+    new rule object (or the same B on purpose, for a controlled comparison). ``keep`` and ``biases``:
+    dropout and no biases, as :class:`~course_lib.rules.base.ErrorRule` says.
     """
     name = "FA"
     prefix, first = "B", 2   # B₂ carries the error down from layer 2: names "B2", "B3", ...
 
-    def __init__(self, seed: int = 0, scale=None):
-        self.seed, self.scale = seed, scale
+    def __init__(self, seed: int = 0, scale=None, keep: float = 1.0, biases: bool = True):
+        check_keep(keep)
+        self.seed, self.scale, self.keep, self.biases = seed, scale, keep, biases
         self.B = None
 
     @classmethod
@@ -65,6 +67,7 @@ class FeedbackAlignment(ErrorRule):
         return rule
 
     def prepare(self, net):
+        super().prepare(net)
         shapes = self.feedback_shapes(net)
         if self.B is None:
             g = seeded_generator(self.seed, "feedback")
@@ -113,7 +116,7 @@ class DirectFeedbackAlignment(FeedbackAlignment):
 
     def errors(self, net, fwd, T):
         e_L = output_error(net, fwd, T)                                             # (batch, n_L)
-        return [(e_L @ D.T) * net.activation_of(l).grad(fwd.a[l], fwd.h[l + 1])     # (batch, n_l)
+        return [(e_L @ D.T) * fwd.slope(net, l)                                     # (batch, n_l)
                 for l, D in enumerate(self.feedback(net))] + [e_L]
 
     def feedback_pairs(self, net) -> dict:

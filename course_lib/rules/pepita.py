@@ -35,7 +35,7 @@ import math
 import torch
 
 from ..network import MLP, ForwardPass
-from .base import LearningRule, output_error, seeded_generator
+from .base import LearningRule, check_keep, dropout_masks, output_error, seeded_generator
 from .feedback_alignment import FeedbackAlignment
 
 
@@ -82,8 +82,7 @@ class PEPITA(LearningRule):
             raise ValueError(f"output_error is 'modulated' or 'clean', got {output_error!r}.")
         if update not in ("difference", "hebbian"):
             raise ValueError(f"update is 'difference' or 'hebbian', got {update!r}.")
-        if not 0 < keep <= 1:
-            raise ValueError(f"keep, the fraction of hidden units dropout keeps, must be in (0, 1], got {keep}.")
+        check_keep(keep)
         self.F_scale, self.sign, self.output_error, self.keep = F_scale, sign, output_error, keep
         self.normalise = normalise_mode(normalise)
         self.biases, self.update, self.seed = biases, update, seed
@@ -131,12 +130,8 @@ class PEPITA(LearningRule):
         return ForwardPass(h, a)
 
     def dropout_masks(self, net: MLP, batch: int):
-        """One inverted-dropout mask per hidden layer (kept units scaled by 1/keep), or None."""
-        if self.keep == 1:
-            return None
-        W = net.W[0]                                  # (u < keep) as 1.0 or 0.0, then / keep, in place
-        return [torch.rand(batch, n, generator=self.mask_generator, device=W.device).lt_(self.keep).to(W.dtype)
-                .div_(self.keep) for n in net.sizes[1:-1]]
+        """One dropout mask per hidden layer, the same for both passes (:func:`~course_lib.rules.base.dropout_masks`)."""
+        return dropout_masks(net, batch, self.keep, self.mask_generator)
 
     def passes(self, net: MLP, X, y):
         """(clean pass, modulated pass, clean output error e, targets T) for a batch."""
