@@ -47,8 +47,26 @@ def test_the_rule_is_drawn_from_the_run_seed():
     net = Recipe("small", 3, spec, (16,), lr=0.1, num_epochs=1).network(data.load("digits", quick=True, device="cpu"))
     B0, B0_again, B1 = (spec(seed).bind(net).B[0] for seed in (0, 0, 1))
     assert torch.equal(B0, B0_again) and not torch.equal(B0, B1)
-    assert isinstance(RuleSpec(Backprop)(3), Backprop)                   # a rule without randomness takes no seed
+    assert RuleSpec(Backprop, dict(keep=0.9))(3).seed == 3                # backprop's seed draws its dropout masks
     assert str(RuleSpec(FeedbackAlignment, dict(scale=0.5))) == "FeedbackAlignment(scale=0.5)"
+
+
+def test_a_published_recipe_trains_on_every_training_image_and_a_chapter_run_does_not(digits, tmp_path):
+    """The final-run protocol (Chapter 8): a published recipe trains on the training and validation
+    images together and records no validation accuracy; its budget or variant, a chapter's run,
+    holds the validation split out; the checkpoint's fingerprint tells the two apart."""
+    final = PUBLISHED["pepita_bp"]
+    assert all(r.train_on == "all" for r in PUBLISHED.values())
+    assert final.budget(3).train_on == final.variant("mine").train_on == "train"
+    seen = final.training_data(digits)
+    assert len(seen.X_train) == len(digits.X_train) + len(digits.X_val) and len(seen.X_val) == 0
+    assert final.steps_per_epoch(digits) == -(-len(seen.X_train) // final.batch_size)
+    history = final.run(digits, 0, quick=True, runs_dir=tmp_path)
+    assert "val_acc" not in history and len(history["test_acc"]) == 2
+    chapter = final.variant(final.key, train_on="train").run(digits, 0, quick=True, runs_dir=tmp_path)
+    assert "val_acc" in chapter and chapter.checkpoint != history.checkpoint
+    with pytest.raises(ValueError, match="train_on"):
+        final.variant("x", train_on="everything")
 
 
 def test_networks_follow_the_data_and_forward_forward_keeps_its_own_top(digits):

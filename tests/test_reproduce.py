@@ -162,3 +162,11 @@ def test_a_failing_run_leaves_the_others_running(tmp_path, capsys, monkeypatch):
                            "--only", "akrout_bp", "broken"])
     assert [r["experiment"] for r in rows] == ["akrout_bp"]
     assert re.search(r"FAILED broken_seed0: TypeError", capsys.readouterr().out)
+
+
+def test_the_readme_quotes_the_committed_tables_summary_line():
+    """The README's figures of the reproduction are the committed table's own summary line."""
+    committed = reproduce.DEFAULT_OUT / "reproduction.csv"
+    line = reproduce.summary_line(reproduce.read_table(committed))
+    readme = (reproduce.DEFAULT_OUT.parent / "README.md").read_text()
+    assert f"> {line}\n" in readme, f"Quote the table's summary line in the README: {line}"
