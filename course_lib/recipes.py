@@ -116,7 +116,7 @@ PUBLISHED = {r.key: r for r in [
             note="no decay λ, as in their code (its decay factor is left at 1, so W and B keep their initial "
                  "difference)"),
     _akrout("akrout_wm", 6, RuleSpec(WeightMirroring, dict(noise="uniform", noise_std=0.05 / 3 ** 0.5, mirror_lr=1.28,
-                                                          mirror_decay=1e-4, mirror_batch=128, premirror_steps=390)),
+                                                          mirror_decay=1e-4, mirror_batch=128, premirror_steps=468)),
             0.05, 98.49, note="mirror decay 1e-4 added by the course so B stays bounded (the source has none); "
                               "mirror lr 1.28 = the source's 0.01 on a sum over 128 samples; 468 mirror steps "
                               "before training, one pass of batches of 128 over the 60,000 training images, as "
