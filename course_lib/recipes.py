@@ -203,6 +203,12 @@ CH03_FA = PUBLISHED["pepita_fa"].variant("ch03_fa", chapter=3, num_epochs=10, ru
                                          note="the published recipe on a budget of 10 epochs (of 100), FA without "
                                               "the authors' dropout and with biases, as the chapter writes it")
 
+# Chapter 5: the PEPITA paper's recipe (the "pepita_bp" row's) for the rules the chapter compares, each
+# passed to the run; its short budget leaves out the authors' dropout and keeps biases.
+CH05_COMPARISON = PUBLISHED["pepita_bp"].variant("ch05", chapter=5, rule=RuleSpec(Backprop),
+                                                 note="the published recipe on a short budget, without dropout, "
+                                                      "with biases")
+
 
 def _chapter_comparison(prefix, chapter, hidden, lr, num_epochs, rules, note=""):
     return {name: Recipe(f"{prefix}_{name.lower()}", chapter, spec, hidden, lr=lr, num_epochs=num_epochs,
