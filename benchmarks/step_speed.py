@@ -31,14 +31,18 @@ import torch
 
 from course_lib.data import Dataset, minibatches
 from course_lib.recipes import PUBLISHED, RuleSpec
+from course_lib.rules import Backprop
+from course_lib.rules.feedback_alignment import FeedbackAlignment
 from course_lib.rules.pepita import PEPITA
 from course_lib.train import make_optimizer
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pepita_speed  # noqa: E402
 
-RULES = {"bp": PUBLISHED["pepita_bp"], "fa": PUBLISHED["pepita_fa"], "ff": PUBLISHED["ff"],
-         # pepita_speed.py's settings: no dropout (its hand-inlined step has none), lr 0.01
+# The published recipes without their dropout and with biases, as the hand-inlined steps have them;
+# PEPITA with pepita_speed.py's lr 0.01.
+RULES = {"bp": PUBLISHED["pepita_bp"].variant("bp_speed", rule=RuleSpec(Backprop)),
+         "fa": PUBLISHED["pepita_fa"].variant("fa_speed", rule=RuleSpec(FeedbackAlignment)), "ff": PUBLISHED["ff"],
          "pepita": PUBLISHED["pepita"].variant("pepita_speed", rule=RuleSpec(PEPITA), lr=pepita_speed.LR)}
 
 
