@@ -262,3 +262,15 @@ def test_square_case_comes_first():
     first = fa_cases()[0].inputs
     assert first["X"].shape[1] == first["W1"].shape[0] == first["W2"].shape[0]
     assert check_feedback_alignment_updates(fa_with_B, verbose=False).mistake == "B_transposed"
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_fa_with_dropout_and_B_equal_to_W_transposed_is_backprop_with_dropout(activation):
+    """The PEPITA paper's FA baseline trains with dropout and no biases (Chapter 5); with B = Wᵀ and
+    the same seed, hence the same masks, FA's update is backprop's, two hidden layers deep."""
+    net, X, y = make_case([6, 5, 4, 3], activation, "cross_entropy", batch=8)
+    fa = FeedbackAlignment.with_feedback([W.T.clone() for W in net.W[1:]], keep=0.7, biases=False, seed=4).bind(net)
+    bp = Backprop(keep=0.7, biases=False, seed=4).bind(net)
+    fa_updates, _ = fa.updates(net, X, y)
+    assert sorted(fa_updates) == ["W1", "W2", "W3"]
+    assert_close_named(fa_updates, bp.updates(net, X, y)[0])
