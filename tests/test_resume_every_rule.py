@@ -18,7 +18,8 @@ from course_lib.train import train
 RULES = sorted((r for r in all_rules() if r.__module__.startswith("course_lib.rules.")), key=lambda r: r.__name__)
 # settings that make a rule use its randomness while it trains (dropout masks, noise on every step)
 SETTINGS = {PEPITA: dict(keep=0.9), ConvPEPITA: dict(keep=0.9), "MirroredPEPITA": dict(keep=0.9),
-            "WeightPerturbation": dict(sigma=1e-2, seed=3), "NodePerturbation": dict(sigma=1e-2, seed=3)}
+            "WeightPerturbation": dict(sigma=1e-2, seed=3), "NodePerturbation": dict(sigma=1e-2, seed=3),
+            "Backprop": dict(keep=0.9, seed=3), "FeedbackAlignment": dict(keep=0.9, seed=3)}
 
 
 @pytest.fixture(scope="module")
