@@ -123,10 +123,17 @@ class Recipe:
     published: Published | None = None
     note: str = ""                      # where the recipe departs from, or fills in, its source
     train_on: str = "train"             # a key of TRAIN_ON: "all" for a published recipe's final run
+    runs_as: str = ""                   # the key its runs are saved under, when another recipe's runs are its own
 
     def __post_init__(self):
         if self.train_on not in TRAIN_ON:
             raise ValueError(f"train_on is one of {sorted(TRAIN_ON)}, got {self.train_on!r}.")
+
+    @property
+    def run_key(self) -> str:
+        """The name of the recipe's runs in the cache: its key, or the key of the recipe it shares its
+        runs with (two published figures of one recipe: the runs are trained once)."""
+        return self.runs_as or self.key
 
     def training_data(self, data):
         """``data`` as this recipe's runs see it: as it is (``train_on="train"``), or with the
@@ -145,12 +152,13 @@ class Recipe:
         """The same recipe for ``num_epochs`` epochs (schedule scaled): a chapter's short run, on the
         training split unless ``train_on`` says otherwise, under ``key`` if given (the name of its
         runs in the cache)."""
-        return replace(self, num_epochs=int(num_epochs), key=key or self.key, train_on=train_on)
+        return replace(self, num_epochs=int(num_epochs), key=key or self.key, train_on=train_on,
+                       runs_as=self.runs_as if key is None else "")
 
     def variant(self, key: str, **changes) -> "Recipe":
         """The recipe with some settings changed, under its own key (its own runs in the cache): a
         chapter's run, on the training split, unless ``changes`` set ``train_on``."""
-        return replace(self, key=key, **{"train_on": "train", **changes})
+        return replace(self, key=key, **{"train_on": "train", "runs_as": "", **changes})
 
     def make_rule(self, seed: int = 0, quick: bool = False) -> LearningRule:
         """A fresh rule drawn from ``seed``; in fast mode any mirror phase before training is cut to
@@ -186,7 +194,7 @@ class Recipe:
         (a benchmark that times the training itself). ``compile``: see :func:`course_lib.train.train`."""
         quick = config.quick_mode() if quick is None else quick
         rule = rule if rule is not None else self.make_rule(seed, quick)
-        name = f"{self.key}_seed{seed}.pt"
+        name = f"{self.run_key}_seed{seed}.pt"
         checkpoint = None if not save else Path(runs_dir) / name if runs_dir is not None else config.run_file(name)
         net = self.network(data, seed)
         history = train(net, rule, self.training_data(data), seed=seed, on_epoch=on_epoch, checkpoint=checkpoint,

@@ -103,10 +103,11 @@ def _ablation(name, accuracy, decay=False, normalise=False, mirror=False):
              "dropout, with biases); no biases, as in the follow-up's code")
     parts = [first, "weight decay 1e-5, the follow-up code's 1e-4 at its lr 0.01 rescaled to lr 0.1" if decay else "",
              ABLATION_MIRROR_DEPARTURES if mirror else ""]
+    plain = not (decay or normalise or mirror)          # the PEPITA paper's recipe: its runs are the "pepita" row's
     return Recipe(f"ablation_{name}", 6, rule, (1024,), lr=300.0 if normalise else 0.1, num_epochs=100,
                   batch_size=64, momentum=0.9, weight_decay=1e-5 if decay else 0.0, schedule=StepAt((0.6, 0.9)),
                   published=Published(accuracy, ABLATION_TABLE, "paper table"), note="; ".join(filter(None, parts)),
-                  train_on="all")
+                  train_on="all", runs_as="pepita" if plain else "")
 
 
 PUBLISHED = {r.key: r for r in [

@@ -249,7 +249,8 @@ def main(argv=None) -> list:
     dataset = load_data(args.data, args.quick, args.device)   # also downloads it, once, for the jobs
     out = Path(args.out).resolve()
     compile = use_compiler(args, dataset)
-    calls = {run_name(r.key, seed): (budget(r, args.epochs), seed, args.data, args.quick, out, args.device, compile)
+    calls = {run_name(budget(r, args.epochs).run_key, seed):           # one call per run, however many rows share it
+             (budget(r, args.epochs), seed, args.data, args.quick, out, args.device, compile)
              for r in experiments for seed in seeds}
     if args.launcher == "local" or args.estimate:       # the estimate times this machine, not a cluster's
         print_estimates(experiments, dataset, args, len(seeds))
@@ -259,7 +260,7 @@ def main(argv=None) -> list:
     if outcomes is None:
         return []
     report(outcomes)
-    results = finished_histories(outcomes, experiments, seeds)
+    results = finished_histories(outcomes, experiments, seeds, args.epochs)
     if not results:
         print("No run has finished yet: no table written.")
         return []
@@ -288,10 +289,12 @@ def run_name(key: str, seed: int) -> str:
     return f"{key}_seed{seed}"
 
 
-def finished_histories(outcomes: dict, experiments, seeds) -> dict:
-    """``{key: [History, ...]}`` of the finished runs, experiments without one left out."""
-    results = {r.key: [outcomes[run_name(r.key, seed)].result for seed in seeds
-                       if outcomes[run_name(r.key, seed)].status == "done"] for r in experiments}
+def finished_histories(outcomes: dict, experiments, seeds, epochs: int | None = None) -> dict:
+    """``{key: [History, ...]}`` of the finished runs, experiments without one left out (``epochs``:
+    the budget, as :func:`budget` takes it)."""
+    names = {r.key: budget(r, epochs).run_key for r in experiments}
+    results = {key: [outcomes[run_name(name, seed)].result for seed in seeds
+                     if outcomes[run_name(name, seed)].status == "done"] for key, name in names.items()}
     return {key: histories for key, histories in results.items() if histories}
 
 

@@ -120,3 +120,15 @@ def test_the_ablation_mirrors_before_training_only(digits):
     F0 = moving.F.clone()
     train(net2, moving, digits, lr=0.05, momentum=0.9, num_epochs=1, progress=False)
     assert not torch.equal(moving.F, F0) and set(moving.learned()) == {"B1", "B2"}
+
+
+def test_two_published_figures_of_one_recipe_share_their_runs(tmp_path):
+    """The ablation's plain row is the PEPITA paper's recipe: the same settings, one set of runs,
+    and the reproduction trains it once for both rows."""
+    plain, pepita = PUBLISHED["ablation_plain"], PUBLISHED["pepita"]
+    assert plain.run_key == pepita.run_key == "pepita" and plain.published != pepita.published
+    assert plain.variant(plain.key, runs_as=pepita.key, published=pepita.published, note=pepita.note,
+                         chapter=pepita.chapter, train_on="all") == pepita.variant(plain.key, runs_as=pepita.key,
+                                                                                   train_on="all")
+    assert plain.budget(3).run_key == "pepita" and plain.budget(3, key="short").run_key == "short"
+    assert plain.variant("mine").run_key == "mine"
