@@ -42,7 +42,7 @@ from .train import History, linear_cooldown, make_optimizer, train
 SOURCE_KINDS = ("paper table", "authors' code log", "reimplementation README", "lab notebook")
 
 # What a run trains on (module docstring): the training split less validation, or all of it.
-TRAIN_ON = {"train": "the training split, the validation split held out", "all": "every training image, no validation split"}
+TRAIN_ON = ("train", "all")
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class Recipe:
 
     def __post_init__(self):
         if self.train_on not in TRAIN_ON:
-            raise ValueError(f"train_on is one of {sorted(TRAIN_ON)}, got {self.train_on!r}.")
+            raise ValueError(f"train_on is one of {TRAIN_ON}, got {self.train_on!r}.")
 
     @property
     def run_key(self) -> str:

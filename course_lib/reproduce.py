@@ -309,10 +309,15 @@ def print_estimates(experiments, dataset, args, num_seeds: int):
     be reported, the others go on)."""
     print(f"Reproducing {len(experiments)} experiments on {dataset.name} ({dataset.X_train.device.type}), "
           f"{num_seeds} seed(s) each; estimated time one run at a time, if nothing is cached yet:")
-    total = 0.0
+    total, timed = 0.0, set()
     for r in experiments:
+        recipe = budget(r, args.epochs)
+        if recipe.run_key in timed:                                  # another row's runs: trained once
+            print(f"  {r.key:22s} the runs of {recipe.run_key}")
+            continue
+        timed.add(recipe.run_key)
         try:
-            seconds = estimate_seconds(budget(r, args.epochs), dataset, args.quick, num_seeds)
+            seconds = estimate_seconds(recipe, dataset, args.quick, num_seeds)
         except Exception as error:  # noqa: BLE001 (a broken recipe: reported again when it runs)
             print(f"  {r.key:22s} cannot be timed ({type(error).__name__}: {error})")
             continue
