@@ -6,13 +6,16 @@ The answers are written the way learners fill the exercise stubs: one line of th
 (a transpose, clean instead of modulated activity, a sum instead of a mean, the wrong axis, a sign,
 ε in the wrong place, a label off by one...). Most of them share a helper per exercise whose keyword
 arguments say what the learner changed."""
+import io
+from contextlib import redirect_stdout
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from course_lib.chapters import ch01
-from course_lib.checks import EXERCISES
+from course_lib.checks import EXERCISES, all_exercises, core
 from learner_answers import flipped
 
 sig = torch.sigmoid
@@ -821,14 +824,24 @@ GENERIC = {"values", "factor", "shape", "check_error"}  # diagnoses that name no
 
 
 _verdicts = {}
+NAMED = {exercise.name: {m.name for m in exercise.mistakes} for exercise in all_exercises()}  # each with its fix
+
+
+def verdicts(exercise, fn):
+    """The check's two results when the learner runs it twice on ``fn``, the first time fresh;
+    computed once per answer."""
+    if fn not in _verdicts:
+        core.LAST_SHOWN.pop(exercise, None)
+        with redirect_stdout(io.StringIO()):
+            _verdicts[fn] = EXERCISES[exercise](fn), EXERCISES[exercise](fn)
+    return _verdicts[fn]
 
 
 def hint_for(exercise, fn):
-    """The check's verdict on ``fn``: (passed, diagnosis, message), computed once per answer."""
-    if fn not in _verdicts:
-        result = EXERCISES[exercise](fn, verbose=False)
-        _verdicts[fn] = result.passed, result.mistake, result.message
-    return _verdicts[fn]
+    """The check's verdict on ``fn`` once the same failure came back, the fix included:
+    (passed, diagnosis, message)."""
+    again = verdicts(exercise, fn)[1]
+    return again.passed, again.mistake, again.message
 
 
 def test_the_catalogue_answers_registered_exercises():
@@ -843,6 +856,10 @@ def test_wrong_answer_gets_a_hint_naming_its_mistake(exercise, name, fn, mistake
     passed, got, message = hint_for(exercise, fn)
     assert not passed, f"the wrong answer {name} passed"
     assert got == mistake, message
+    first = verdicts(exercise, fn)[0]
+    assert first.mistake == got and message.startswith(first.message), (first.message, message)
+    if got in NAMED[exercise]:
+        assert message != first.message, f"no fix added the second time: {message}"
     for word in words:
         assert word in message, f"{word!r} missing from: {message}"
     assert "constant factor" not in message and "check the constants" not in message, message
