@@ -324,24 +324,33 @@ def linear_cases(with_noise=True):
 normalise_moments = named_outputs(*MOMENT_NAMES)
 
 
-def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, ddof=0, reduce="mean", clean=1, half=0.5,
-                   per_sample=True, lr_on_moments=False, dim=0, std=False):
-    """The moments of weight perturbation's changes with one ingredient changed: builds the wrong answers."""
+def sample_mean_square(d, dim=0, ddof=0):
+    """Σ_k d_k² / (K - ddof) over dimension ``dim`` (never dividing by less than 1)."""
+    return (d ** 2).sum(dim) / max(d.shape[dim] - ddof, 1)
+
+
+def sample_variance(d, ddof=0):
+    """Σ_k (d_k - mean d)² / (K - ddof) over dimension 0."""
+    return sample_mean_square(d - d.mean(0), ddof=ddof)
+
+
+def empirical_with(W, x, t, xi, sigma, lr, power=2, lr_power=1, clean=1, half=0.5, per_sample=True,
+                   second=sample_mean_square, variance=sample_variance, lr_on_moments=False):
+    """The moments of weight perturbation's changes with one ingredient changed: builds the wrong answers
+    (``second`` and ``variance``: the moments computed from the (K, M, N) changes)."""
     squares = ((W + xi) @ x - t) ** 2                                  # (K, M)
     noisy = half * (squares.sum(1) if per_sample else squares.sum())
     delta = noisy - clean * half * ((W @ x - t) ** 2).sum()
     changes = -lr ** lr_power * (delta[:, None, None] if per_sample else delta) * xi / sigma ** power
-    K = changes.shape[dim]
-    second = (changes ** 2).sum(dim) / (K if reduce == "mean" else 1)
-    mean = changes.mean(dim, keepdim=True)
-    variance = ((changes - mean) ** 2).sum(dim) / (max(K - ddof, 1) if reduce == "mean" else 1)
-    if std:
-        variance = variance.sqrt()
-    if lr_on_moments:
-        second, variance = lr * second, lr * variance
-    return {"second_moment": second, "variance": variance}
+    moments = {"second_moment": second(changes), "variance": variance(changes)}
+    return {k: lr * v for k, v in moments.items()} if lr_on_moments else moments
 
 
+VARIANCE_LINE = "Write \"variance\": changes.var(dim=0, unbiased=False)."
+STD_NOT_VARIANCE = ("you returned the standard deviation; the variance is its square, the mean of the squared "
+                    "deviations.", VARIANCE_LINE)
+MEAN_NOT_SQUARED = ("the variance is the second moment minus the square of the mean, Var = mean_k ΔW_k² - "
+                    "(mean_k ΔW_k)², not minus (or plus) the mean itself.", VARIANCE_LINE)
 EMPIRICAL_MISTAKES = [
     Mistake("no_sigma_squared", lambda **c: empirical_with(**c, power=0),
             "the weight changes are missing the factor 1/σ² of the estimate.",
@@ -353,11 +362,12 @@ EMPIRICAL_MISTAKES = [
             "the moments are of the weight change ΔW = -lr · estimate, so the learning rate belongs in it.",
             "Multiply the changes by the learning rate: changes = -lr * (noisy - loss)[:, None, None] * xi / "
             "sigma ** 2."),
-    Mistake("unbiased_variance", lambda **c: empirical_with(**c, ddof=1),
-            "you divided by K - 1; here the variance is the mean of the squared deviations over the K "
-            "samples (divide by K), as in the SNR.",
+    Mistake("unbiased_variance", lambda **c: empirical_with(**c, variance=lambda d: sample_variance(d, ddof=1)),
+            "you divided by K - 1 (torch.var's default); here the variance is the mean of the squared deviations "
+            "over the K samples (divide by K), as in the SNR.",
             "Write changes.var(dim=0, unbiased=False), or ((changes - changes.mean(dim=0)) ** 2).mean(dim=0)."),
-    Mistake("summed_over_samples", lambda **c: empirical_with(**c, reduce="sum"),
+    Mistake("summed_over_samples", lambda **c: empirical_with(**c, second=lambda d: (d ** 2).sum(0),
+                                                              variance=lambda d: ((d - d.mean(0)) ** 2).sum(0)),
             "the moments are summed over the noise samples; they are averages over them.",
             "Take .mean(dim=0) over the K samples: (changes ** 2).mean(dim=0)."),
     Mistake("clean_loss_not_subtracted", lambda **c: empirical_with(**c, clean=0),
@@ -382,14 +392,38 @@ EMPIRICAL_MISTAKES = [
             "the samples too.",
             "Sum over the outputs only, noisy = 0.5 * (((W + xi) @ x - t) ** 2).sum(dim=1), then use "
             "(noisy - loss)[:, None, None] * xi."),
-    Mistake("wrong_axis", lambda **c: empirical_with(**c, dim=1),
+    Mistake("wrong_axis", lambda **c: empirical_with(**c, second=lambda d: sample_mean_square(d, dim=1),
+                                                     variance=lambda d: sample_mean_square(d - d.mean(1, True), dim=1)),
             "the moments were taken over the wrong axis: they average over the K noise samples, dimension 0 of "
             "the (K, M, N) weight changes, so each has W's shape (M, N).",
             "Write (changes ** 2).mean(dim=0) and changes.var(dim=0, unbiased=False)."),
-    Mistake("std_not_variance", lambda **c: empirical_with(**c, std=True),
-            "you returned the standard deviation; the variance is its square, the mean of the squared "
-            "deviations.",
-            "Write changes.var(dim=0, unbiased=False)."),
+    Mistake("std_not_variance", lambda **c: empirical_with(**c, variance=lambda d: d.std(0, unbiased=False)),
+            *STD_NOT_VARIANCE),
+    Mistake("std_not_variance", lambda **c: empirical_with(**c, variance=lambda d: sample_variance(d, ddof=1).sqrt()),
+            *STD_NOT_VARIANCE),
+    # the moment formulas misread
+    Mistake("variance_is_second_moment", lambda **c: empirical_with(**c, variance=sample_mean_square),
+            "your variance is the second moment: the deviations are from the mean, mean_k (ΔW_k - mean ΔW)², "
+            "which is the second moment minus the squared mean. Subtract the mean before squaring.",
+            VARIANCE_LINE),
+    Mistake("mean_not_squared", lambda **c: empirical_with(**c, variance=lambda d: sample_mean_square(d) - d.mean(0)),
+            *MEAN_NOT_SQUARED),
+    Mistake("mean_not_squared", lambda **c: empirical_with(**c, variance=lambda d: sample_mean_square(d) + d.mean(0)),
+            *MEAN_NOT_SQUARED),
+    Mistake("square_of_mean", lambda **c: empirical_with(**c, second=lambda d: d.mean(0) ** 2),
+            "your second moment is the square of the mean, (mean_k ΔW_k)²; the second moment is the mean of the "
+            "squares, mean_k ΔW_k², which holds the noise as well as the mean.",
+            "Write \"second_moment\": (changes ** 2).mean(dim=0)."),
+    Mistake("divided_by_K_minus_1", lambda **c: empirical_with(**c, second=lambda d: sample_mean_square(d, ddof=1),
+                                                               variance=lambda d: sample_variance(d, ddof=1)),
+            "you divided both moments by K - 1; both are means over the K samples (an unbiased estimate's K - 1 "
+            "does not apply here, and never to the second moment).",
+            "Write (changes ** 2).mean(dim=0) and changes.var(dim=0, unbiased=False)."),
+    Mistake("deviation_from_gradient", lambda **c: empirical_with(**c, variance=lambda d: sample_mean_square(
+        d + c["lr"] * linear_gradient(c["W"], c["x"], c["t"]))),
+            "you measured the deviations from the expected change -η g of the derivation; the simulated variance "
+            "measures them from the samples' own mean, mean_k ΔW_k.",
+            VARIANCE_LINE),
 ]
 
 
@@ -402,16 +436,20 @@ WP_EMPIRICAL_MOMENTS = Exercise(
 check_wp_empirical_moments = WP_EMPIRICAL_MOMENTS.check
 
 
-def predicted_with(W, x, t, lr, own=3, include_own=False, lr_power=2, subtract_mean=True,
-                   total=lambda g: (g ** 2).sum(), variance_lr=True):
-    g = torch.outer(W @ x - t, x)
-    total = total(g)
-    others = total if include_own else total - g ** 2
-    second = lr ** lr_power * (own * g ** 2 + others)
-    variance = second - (lr ** lr_power * g ** 2 if subtract_mean else 0)
-    return {"second_moment": second, "variance": variance if variance_lr else variance / lr ** lr_power}
+def predicted_with(W, x, t, lr, own=3, others=lambda g, total: total - g ** 2, lr_power=2,
+                   total=lambda g: (g ** 2).sum(), variance=lambda second, g, total, scale: second - scale * g ** 2):
+    """The formulas with one ingredient changed: builds the wrong answers (``others``: the sum over the
+    other weights, ``variance``: from the second moment, g, Σ g² and the factor lr ** lr_power)."""
+    g = linear_gradient(W, x, t)
+    total, scale = total(g), lr ** lr_power
+    second = scale * (own * g ** 2 + others(g, total))
+    return {"second_moment": second, "variance": variance(second, g, total, scale)}
 
 
+PREDICTED_MEAN_NOT_SQUARED = ("the variance is the second moment minus the square of the mean, Var = E[ΔW²] - "
+                              "(E ΔW)² with E ΔW_ij = -η g_ij, not minus (or plus) the mean itself.",
+                              "Write \"variance\": lr ** 2 * (g ** 2 + total), the second moment minus "
+                              "lr ** 2 * g ** 2.")
 SUM_OVER_BOTH_AXES = ("the sum Σ_kl g_kl² runs over every weight, both axes.",
                       "Write total = (g ** 2).sum(), with no dim.")
 PREDICTED_MISTAKES = [
@@ -419,7 +457,7 @@ PREDICTED_MISTAKES = [
             "the weight's own term has the factor 3: E[ξ_ij⁴] = 3σ⁴ for a Gaussian, so "
             "E[ΔW_ij²] = 3η²g_ij² + η² Σ_{kl≠ij} g_kl².",
             "Write \"second_moment\": lr ** 2 * (3 * g ** 2 + (total - g ** 2))."),
-    Mistake("sum_includes_own_weight", lambda **c: predicted_with(**c, include_own=True),
+    Mistake("sum_includes_own_weight", lambda **c: predicted_with(**c, others=lambda g, total: total),
             "the sum Σ_{kl≠ij} g_kl² leaves out the weight ij itself (its term is the 3η²g_ij²).",
             "Use the total minus the weight's own square: lr ** 2 * (3 * g ** 2 + (total - g ** 2))."),
     Mistake("no_learning_rate", lambda **c: predicted_with(**c, lr_power=0),
@@ -428,7 +466,7 @@ PREDICTED_MISTAKES = [
     Mistake("learning_rate_not_squared", lambda **c: predicted_with(**c, lr_power=1),
             "the learning rate enters squared, η², because ΔW² has η twice.",
             "Multiply both moments by lr ** 2, not lr."),
-    Mistake("variance_is_second_moment", lambda **c: predicted_with(**c, subtract_mean=False),
+    Mistake("variance_is_second_moment", lambda **c: predicted_with(**c, variance=lambda second, *_: second),
             "the variance is the second moment minus the squared mean: Var = E[ΔW²] - (E ΔW)², and "
             "E ΔW_ij = -η g_ij.",
             "Write \"variance\": lr ** 2 * (g ** 2 + total), the second moment minus lr ** 2 * g ** 2."),
@@ -439,10 +477,32 @@ PREDICTED_MISTAKES = [
             *SUM_OVER_BOTH_AXES),
     Mistake("sum_over_one_axis", lambda **c: predicted_with(**c, total=lambda g: (g ** 2).sum(0)),
             *SUM_OVER_BOTH_AXES),
-    Mistake("variance_without_lr", lambda **c: predicted_with(**c, variance_lr=False),
+    Mistake("variance_without_lr", lambda **c: predicted_with(**c, variance=lambda second, g, total, _: g ** 2 + total),
             "the variance is missing the factor η², which it carries like the second moment: "
             "Var[ΔW_ij] = η² g_ij² + η² Σ_kl g_kl².",
             "Write \"variance\": lr ** 2 * (g ** 2 + total)."),
+    # the moment formulas misread
+    Mistake("mean_not_squared", lambda **c: predicted_with(**c, variance=lambda second, g, *_: second - c["lr"] * g),
+            *PREDICTED_MEAN_NOT_SQUARED),
+    Mistake("mean_not_squared", lambda **c: predicted_with(**c, variance=lambda second, g, *_: second + c["lr"] * g),
+            *PREDICTED_MEAN_NOT_SQUARED),
+    Mistake("own_term_not_squared", lambda **c: predicted_with(**c, others=lambda g, total: total - g),
+            "Σ_{kl≠ij} g_kl² is the total minus the weight's own square g_ij², not minus g_ij itself.",
+            "Write \"second_moment\": lr ** 2 * (3 * g ** 2 + (total - g ** 2))."),
+    Mistake("variance_without_own_term", lambda **c: predicted_with(**c, variance=lambda second, g, total, scale:
+                                                                    scale * total),
+            "your variance is the shared sum η² Σ_kl g_kl² alone, the same number for every weight; each weight's "
+            "variance also has its own term η² g_ij².",
+            "Write \"variance\": lr ** 2 * (g ** 2 + total)."),
+    Mistake("std_not_variance", lambda **c: predicted_with(**c, variance=lambda second, g, total, scale:
+                                                           (scale * (g ** 2 + total)).sqrt()),
+            "you returned the standard deviation; the variance is its square, η² g_ij² + η² Σ_kl g_kl².",
+            "Write \"variance\": lr ** 2 * (g ** 2 + total), with no square root."),
+    Mistake("square_of_mean", lambda **c: {**predicted_with(**c),
+                                           "second_moment": (c["lr"] * linear_gradient(c["W"], c["x"], c["t"])) ** 2},
+            "your second moment is the square of the mean, (η g_ij)²; the second moment is the mean of the "
+            "squares, E[ΔW_ij²] = 3η²g_ij² + η² Σ_{kl≠ij} g_kl², which holds the noise as well.",
+            "Write \"second_moment\": lr ** 2 * (3 * g ** 2 + (total - g ** 2))."),
 ]
 
 
