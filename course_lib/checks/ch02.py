@@ -187,8 +187,9 @@ WP_MISTAKES = [
 
 # σ to a wrong power (no σ² at all, or just σ, are named mistakes above)
 SIGMA_FACTORS = [Factor("sigma_power", lambda case, p=p: case.inputs["sigma"] ** p,
-                        "the estimate divides by σ² exactly once: multiply the loss difference by ξ, then divide "
-                        "by sigma ** 2 (not by sigma ** 4, not times sigma ** 2).")
+                        "the estimate divides by σ² exactly once, because E[ξ ξᵀ] = σ² I: not by σ⁴, not "
+                        "times σ².",
+                        "Multiply the loss difference by ξ, then divide by sigma ** 2 once.")
                  for p in (4, 3, -1, -3, -4)]
 
 

@@ -168,13 +168,17 @@ KP_MISTAKES = [
 
 normalise_step = named_outputs(*STEP_NAMES, what=", the parameters after the step")
 KP_ALONE = {
-    "B": "B's step is B ← B - lr_B (ΔW2ᵀ + λ B): the same ΔW2 as W2's step (which is right), transposed, "
-         "with B's own rate lr_B and the decay λ B.",
-    "W1": "W1 ← W1 - lr (ΔW1 + λ W1), with ΔW1 = e1ᵀ X / N and the error sent down through the old B, "
-          "e1 = (e2 Bᵀ) ⊙ (a1 > 0) (b1, which uses the same e1, is right).",
-    "W2": "W2 ← W2 - lr (ΔW2 + λ W2), with ΔW2 = e2ᵀ h1 / N.",
-    "b1": "the biases step without decay: b1 ← b1 - lr Δb1, with Δb1 the batch mean of e1.",
-    "b2": "the biases step without decay: b2 ← b2 - lr Δb2, with Δb2 the batch mean of e2.",
+    "B": ("B's step is B ← B - lr_B (ΔW2ᵀ + λ B): the same ΔW2 as W2's step (which is right), transposed, "
+          "with B's own rate lr_B and the decay λ B.", B_STEP),
+    "W1": ("W1 ← W1 - lr (ΔW1 + λ W1), with ΔW1 = e1ᵀ X / N and the error sent down through the old B, "
+           "e1 = (e2 Bᵀ) ⊙ (a1 > 0) (b1, which uses the same e1, is right).",
+           "Write \"W1\": W1 - lr * (dW1 + decay * W1) with dW1 = e1.T @ X / N."),
+    "W2": ("W2 ← W2 - lr (ΔW2 + λ W2), with ΔW2 = e2ᵀ h1 / N.",
+           "Write \"W2\": W2 - lr * (dW2 + decay * W2) with dW2 = e2.T @ h1 / N."),
+    "b1": ("the biases step without decay: b1 ← b1 - lr Δb1, with Δb1 the batch mean of e1.",
+           "Write \"b1\": b1 - lr * e1.mean(dim=0)."),
+    "b2": ("the biases step without decay: b2 ← b2 - lr Δb2, with Δb2 the batch mean of e2.",
+           "Write \"b2\": b2 - lr * e2.mean(dim=0)."),
 }
 # What a step of one tensor can be instead of p_new = p - rate (u + λ p), read from the learner's output:
 # (the diagnosis, what is wrong, what the learner returned given the old p, the change p_new - p and the rate).

@@ -132,13 +132,15 @@ PEPITA_MISTAKES = [
 ]
 PEPITA_FACTORS = [batch_twice()]
 PEPITA_ALONE = {
-    "dW1": "db1, the batch mean of the hidden layer's change between the passes, is right, so the change is "
-           "right: dW1 pairs it with the modulated input X_mod = X - e Fᵀ (not the clean X), divided by N.",
-    "db1": "dW1 is right, so the hidden layer's change between the passes is right: db1 is its batch mean, "
-           "with nothing multiplied in.",
-    "dW2": "db2, the batch mean of the modulated pass's error e_mod, is right: dW2 pairs e_mod with the "
-           "modulated pass's hidden activity h1_mod (not the clean h1), divided by N.",
-    "db2": "dW2 is right, so e_mod is right: db2 is its batch mean, e_mod.mean(dim=0).",
+    "dW1": ("db1, the batch mean of the hidden layer's change between the passes, is right, so the change is "
+            "right: dW1 pairs it with the modulated input X_mod = X - e Fᵀ (not the clean X), divided by N.",
+            "Write \"dW1\": change.T @ X_mod / N, with change = h1 - h1_mod."),
+    "db1": ("dW1 is right, so the hidden layer's change between the passes is right: db1 is its batch mean, "
+            "with nothing multiplied in.", "Write \"db1\": (h1 - h1_mod).mean(dim=0)."),
+    "dW2": ("db2, the batch mean of the modulated pass's error e_mod, is right: dW2 pairs e_mod with the "
+            "modulated pass's hidden activity h1_mod (not the clean h1), divided by N.",
+            "Write \"dW2\": e_mod.T @ h1_mod / N."),
+    "db2": ("dW2 is right, so e_mod is right: db2 is its batch mean.", "Write \"db2\": e_mod.mean(dim=0)."),
 }
 
 

@@ -83,10 +83,12 @@ class Mistake:
 @dataclass
 class Factor:
     """An output off by a constant factor that the exercise's constants can produce:
-    ``value(case)`` is that factor on a case (2 for a missing ½, the batch size, σ², …)."""
+    ``value(case)`` is that factor on a case (2 for a missing ½, the batch size, σ², …); ``why`` and
+    ``fix`` as for :class:`Mistake`."""
     name: str
     value: Callable
-    hint: str
+    why: str
+    fix: str = ""
 
 
 def batch_twice(what="the batch mean") -> Factor:
@@ -149,16 +151,16 @@ GRAD_NAMES = ("dW1", "db1", "dW2", "db2")  # the outputs of the chapters' two-la
 normalise_grads = named_outputs(*GRAD_NAMES)
 
 
-# What only one wrong output of a two-layer exercise says: the right output beside it shares its error.
+# What only one wrong output of a two-layer exercise says, (why, fix): the right output beside it shares its error.
 ERROR_PAIRS_ALONE = {
-    "dW1": "db1 uses the same hidden error e1 and is right, so e1 is right: look at what dW1 pairs it with, "
-           "the input, dW1 = e1ᵀ X / N (shape (n_hidden, n_in)).",
-    "db1": "dW1 uses the same hidden error e1 and is right, so e1 is right: the bias update is its batch mean, "
-           "db1 = e1.mean(dim=0), with nothing multiplied in (a bias's input is always 1).",
-    "dW2": "db2 uses the same output error e2 and is right, so e2 is right: look at what dW2 pairs it with, "
-           "the hidden activity, dW2 = e2ᵀ h1 / N (shape (n_out, n_hidden)).",
-    "db2": "dW2 uses the same output error e2 and is right, so e2 is right: the bias update is its batch mean, "
-           "db2 = e2.mean(dim=0), with nothing multiplied in (a bias's input is always 1).",
+    "dW1": ("db1 uses the same hidden error e1 and is right, so e1 is right: look at what dW1 pairs it with, "
+            "the input X.", "Write \"dW1\": e1.T @ X / N, shape (n_hidden, n_in)."),
+    "db1": ("dW1 uses the same hidden error e1 and is right, so e1 is right: the bias update is its batch mean, "
+            "with nothing multiplied in (a bias's input is always 1).", "Write \"db1\": e1.mean(dim=0)."),
+    "dW2": ("db2 uses the same output error e2 and is right, so e2 is right: look at what dW2 pairs it with, "
+            "the hidden activity h1.", "Write \"dW2\": e2.T @ h1 / N, shape (n_out, n_hidden)."),
+    "db2": ("dW2 uses the same output error e2 and is right, so e2 is right: the bias update is its batch mean, "
+            "with nothing multiplied in (a bias's input is always 1).", "Write \"db2\": e2.mean(dim=0)."),
 }
 
 
@@ -562,19 +564,20 @@ def factor_of(name, got, exp, case, factors):
         value = float(factor.value(case))
         if abs(value - 1) > 1e-3 and abs(float(mean) - value) <= 1e-3 * abs(value):
             size = f"{value:.6g} times" if abs(value) >= 1 else f"1/{1 / value:.6g} of"
-            raise Wrong(f"{name} is {size} the right value (on a test case with {case.label}): {factor.hint}",
-                        factor.name)
+            raise Wrong(f"{name} is {size} the right value (on a test case with {case.label}): {factor.why}",
+                        factor.name, factor.fix)
 
 
 def only_output(hints: dict):
     """A reader for :func:`diagnose`: when ``name`` alone differs and the others are right, say so
-    with ``hints[name]``, what that output needs that the others do not."""
+    with ``hints[name]``, (why, fix): what that output needs that the others do not, and the line."""
     def reader(got, expected, case, differing):
         if len(differing) == 1 and len(expected) > 1 and differing[0] in hints:
             name = differing[0]
             right = enumerate_names(n for n in expected if n != name)
+            why, fix = hints[name]
             raise Wrong(f"only {name} is wrong ({right} {'is' if len(expected) == 2 else 'are'} right, on a test case "
-                        f"with {case.label}): {hints[name]}", f"only_{name}")
+                        f"with {case.label}): {why}", f"only_{name}", fix)
     return reader
 
 
