@@ -3,7 +3,8 @@
 ``built_book``: the whole book, built once per test session in fast mode, the way
 tests/test_book_build.py checks it; tests/test_site_browser.py then opens the same site in a browser
 instead of building it again. Set COURSE_SITE_DIR to a built site (the folder holding
-``_build/html``) to test that site without building.
+``_build/html``) to test that site without building. Every test starts with no check's hint shown
+yet (``fresh_hints``).
 
 The build executes every notebook a second time, so it starts in the background as soon as the
 tests are collected, and the run is ordered to overlap it: the library tests and the notebooks
@@ -13,6 +14,7 @@ grading tests, whose kernels run under per-cell time limits, last and alone.
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -66,6 +68,15 @@ def start_build():
     log = open(folder / "build.log", "w+")
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     _build.update(process=process, folder=folder, log=log)
+
+
+@pytest.fixture(autouse=True)
+def fresh_hints():
+    """Forget which mistake each check printed last: the checks give a hint's fix only when the same
+    mistake comes back (course_lib/checks/core.py), which would otherwise carry over between tests."""
+    core = sys.modules.get("course_lib.checks.core")  # loaded by the tests that run checks, not here
+    if core is not None:
+        core.LAST_SHOWN.clear()
 
 
 @pytest.fixture(scope="session")

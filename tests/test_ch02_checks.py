@@ -232,7 +232,7 @@ def test_correct_answers_pass(check, fn, capsys):
     assert out.count("\n") == 1 and "correct on all 4 test cases" in out
 
 
-WRONG = [  # (check, learner function, expected mistake, words the message must contain)
+WRONG = [  # (check, learner function, expected mistake, words its second line must contain)
     ("wp", wp_sign, "loss_difference_sign", ["opposite sign", "L(θ + ξ) - L(θ)"]),
     ("wp", wp_no_sigma, "no_sigma_squared", ["1/σ²"]),
     ("wp", wp_by_sigma, "divided_by_sigma", ["divided by σ", "1/σ²"]),
@@ -261,12 +261,14 @@ WRONG = [  # (check, learner function, expected mistake, words the message must 
 
 @pytest.mark.parametrize("check, fn, mistake, words", WRONG, ids=[f"{w[0]}-{w[1].__name__}" for w in WRONG])
 def test_typical_mistakes_are_named(check, fn, mistake, words, capsys):
-    result = CHECKS[check](fn)
+    """Run twice, as a learner who has not changed the answer yet: the second line adds the fix."""
+    result, again = CHECKS[check](fn), CHECKS[check](fn)
     assert not result
-    assert result.mistake == mistake, result.message
+    assert result.mistake == again.mistake == mistake, result.message
+    assert again.message.startswith(result.message)
     for word in words:
-        assert word in result.message, f"{word!r} missing from: {result.message}"
-    assert capsys.readouterr().out == result.message + "\n"
+        assert word in again.message, f"{word!r} missing from: {again.message}"
+    assert capsys.readouterr().out == result.message + "\n" + again.message + "\n"
 
 
 def test_checks_never_raise():

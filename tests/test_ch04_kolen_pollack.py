@@ -183,7 +183,7 @@ def test_typical_mistakes_are_named(mistake, capsys):
         return mistake.compute(X=X, T=T, W1=W1, b1=b1, W2=W2, b2=b2, B=B, lr=lr, lr_B=lr_B, decay=decay)
     result = check_kolen_pollack_step(wrong)
     assert not result and result.mistake == mistake.name, result.message
-    assert mistake.hint in result.message
+    assert mistake.why in result.message and mistake.fix not in result.message  # the fix comes if it is made again
     assert capsys.readouterr().out == result.message + "\n"
 
 

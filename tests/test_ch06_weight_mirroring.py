@@ -221,7 +221,7 @@ def test_typical_mistakes_are_named(mistake, capsys):
         return mistake.compute(xi=xi, W=W, b=b, B=B, decay=decay)
     result = check_mirror_update(wrong)
     assert not result and result.mistake == mistake.name, result.message
-    assert mistake.hint in result.message
+    assert mistake.why in result.message and mistake.fix not in result.message  # the fix comes if it is made again
     assert capsys.readouterr().out == result.message + "\n"
 
 

@@ -6,13 +6,16 @@ The answers are written the way learners fill the exercise stubs: one line of th
 (a transpose, clean instead of modulated activity, a sum instead of a mean, the wrong axis, a sign,
 ε in the wrong place, a label off by one...). Most of them share a helper per exercise whose keyword
 arguments say what the learner changed."""
+import io
+from contextlib import redirect_stdout
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from course_lib.chapters import ch01
-from course_lib.checks import EXERCISES
+from course_lib.checks import EXERCISES, all_exercises, core
 from learner_answers import flipped
 
 sig = torch.sigmoid
@@ -268,8 +271,8 @@ NODE_PERTURBATION_RIGHT = [("divided_after", lambda *a: {k: v for k, v in np_(*a
 
 # ---------------------------------------------------------------- chapter 2: variance of weight perturbation
 
-def emp(W, x, t, xi, sigma, lr, power=2, lr_where="change", half=0.5, clean=True, dim=0, unbiased=False,
-        second=lambda d: (d ** 2).mean(0), spread="var", loss_sum=lambda s: s.sum(dim=1)):
+def emp(W, x, t, xi, sigma, lr, power=2, lr_where="change", half=0.5, clean=True, dim=0,
+        second=lambda d: (d ** 2).mean(0), spread=lambda d: d.var(0, unbiased=False), loss_sum=lambda s: s.sum(dim=1)):
     noisy = half * loss_sum(((W + xi) @ x - t) ** 2)
     base = half * ((W @ x - t) ** 2).sum() if clean else 0
     delta = noisy - base
@@ -279,8 +282,7 @@ def emp(W, x, t, xi, sigma, lr, power=2, lr_where="change", half=0.5, clean=True
     if dim != 0:
         out = {"second_moment": (d ** 2).mean(dim), "variance": d.var(dim, unbiased=False)}
     else:
-        out = {"second_moment": second(d),
-               "variance": d.var(0, unbiased=unbiased) if spread == "var" else d.std(0, unbiased=False)}
+        out = {"second_moment": second(d), "variance": spread(d)}
     if lr_where == "moments":
         out = {k: lr * v for k, v in out.items()}
     return out
@@ -292,12 +294,18 @@ def emp_no_broadcast(W, x, t, xi, sigma, lr):
     return {"second_moment": (d ** 2).mean(0), "variance": d.var(0, unbiased=False)}
 
 
+def emp_around_gradient(W, x, t, xi, sigma, lr):
+    """The variance taken around the mean the derivation gives, E[ΔW] = -η g, not the samples' own mean."""
+    d = emp(W, x, t, xi, sigma, lr, spread=lambda d: d)["variance"]
+    return {"second_moment": (d ** 2).mean(0), "variance": ((d + lr * torch.outer(W @ x - t, x)) ** 2).mean(0)}
+
+
 WP_EMPIRICAL = [
     ("no_sigma_squared", answer(emp, power=0), "no_sigma_squared", ["1/σ²"]),
     ("divided_by_sigma", answer(emp, power=1), "divided_by_sigma", ["divided by σ"]),
     ("no_lr", answer(emp, lr_where="none"), "no_learning_rate", ["learning rate"]),
     ("lr_on_moments", answer(emp, lr_where="moments"), "lr_on_moments", ["lr", "squar"]),
-    ("unbiased_variance", answer(emp, unbiased=True), "unbiased_variance", ["K - 1"]),
+    ("unbiased_variance", answer(emp, spread=lambda d: d.var(0)), "unbiased_variance", ["K - 1"]),
     ("summed", lambda W, x, t, xi, sigma, lr: {k: v * len(xi) for k, v in emp(W, x, t, xi, sigma, lr).items()},
      "summed_over_samples", ["summed over the noise samples"]),
     ("no_clean_loss", answer(emp, clean=False), "clean_loss_not_subtracted", ["L(W + ξ_k) - L(W)"]),
@@ -306,8 +314,20 @@ WP_EMPIRICAL = [
     ("loss_summed_over_samples", answer(emp, loss_sum=lambda s: s.sum()), "loss_summed_over_samples",
      ["one number per noise sample", "dim=1"]),
     ("mean_over_wrong_axis", answer(emp, dim=1), "wrong_axis", ["dimension 0"]),
-    ("std_not_variance", answer(emp, spread="std"), "std_not_variance", ["square", "var"]),
+    ("std_not_variance", answer(emp, spread=lambda d: d.std(0, unbiased=False)), "std_not_variance",
+     ["square", "var"]),
     ("delta_not_broadcast", emp_no_broadcast, "raised", ["[:, None, None]"]),
+    # the moment formulas, as the exercise's text can be misread
+    ("variance_without_the_mean", answer(emp, spread=lambda d: (d ** 2).mean(0)), "variance_is_second_moment",
+     ["mean before squaring", "squared mean"]),
+    ("mean_not_squared", answer(emp, spread=lambda d: (d ** 2).mean(0) - d.mean(0)), "mean_not_squared",
+     ["square of the mean"]),
+    ("second_moment_as_squared_mean", answer(emp, second=lambda d: d.mean(0) ** 2), "square_of_mean",
+     ["mean of the squares"]),
+    ("std_of_torch", answer(emp, spread=lambda d: d.std(0)), "std_not_variance", ["square", "var"]),
+    ("both_divided_by_K_minus_1", answer(emp, second=lambda d: (d ** 2).sum(0) / (len(d) - 1),
+                                         spread=lambda d: d.var(0)), "divided_by_K_minus_1", ["K - 1", "both"]),
+    ("deviation_from_gradient", emp_around_gradient, "deviation_from_gradient", ["sample", "mean"]),
 ]
 WP_EMPIRICAL_RIGHT = [
     ("sign_of_change_flipped", lambda W, x, t, xi, sigma, lr: emp(W, x, t, xi, sigma, -lr)),
@@ -315,37 +335,55 @@ WP_EMPIRICAL_RIGHT = [
                                                                      "variance": ((d - d.mean(0)) ** 2).mean(0)})(
         torch.stack([-lr * (0.5 * (((W + e) @ x - t) ** 2).sum() - 0.5 * ((W @ x - t) ** 2).sum()) * e / sigma ** 2
                      for e in xi]))),
+    ("second_moment_minus_squared_mean", answer(emp, spread=lambda d: (d ** 2).mean(0) - d.mean(0) ** 2)),
+    ("lr_squared_on_the_moments", lambda W, x, t, xi, sigma, lr: {
+        k: lr ** 2 * v for k, v in emp(W, x, t, xi, sigma, 1.0).items()}),
 ]
 
 
-def pred(W, x, t, lr, own=3, include_own=False, lr_power=2, subtract=True, total=lambda g: (g ** 2).sum(),
-         variance_lr=True, g=None):
+def pred(W, x, t, lr, own=3, others=lambda g, s: s - g ** 2, lr_power=2, total=lambda g: (g ** 2).sum(),
+         variance=lambda second, g, s, lr: second - lr ** 2 * g ** 2, g=None):
+    """The formulas as a learner writes them; ``variance(second, g, s, lr)`` from the second moment,
+    the gradient and s = Σ_kl g_kl² (by default the second moment minus the squared mean)."""
     g = torch.outer(W @ x - t, x) if g is None else g(W, x, t)
     s = total(g)
-    others = s if include_own else s - g ** 2
-    second = lr ** lr_power * (own * g ** 2 + others)
-    variance = second - lr ** lr_power * g ** 2 if subtract else second
-    if not variance_lr:
-        variance = g ** 2 + s
-    return {"second_moment": second, "variance": variance}
+    second = lr ** lr_power * (own * g ** 2 + others(g, s))
+    return {"second_moment": second, "variance": variance(second, g, s, lr ** (lr_power / 2))}
 
 
 WP_PREDICTED = [
     ("own_term_once", answer(pred, own=1), "own_term_factor", ["factor 3"]),
-    ("sum_includes_own", answer(pred, include_own=True), "sum_includes_own_weight", ["leaves out the weight ij"]),
+    ("sum_includes_own", answer(pred, others=lambda g, s: s), "sum_includes_own_weight", ["leaves out the weight ij"]),
     ("no_lr", answer(pred, lr_power=0), "no_learning_rate", ["η²"]),
     ("lr_not_squared", answer(pred, lr_power=1), "learning_rate_not_squared", ["squared"]),
-    ("variance_is_second_moment", answer(pred, subtract=False), "variance_is_second_moment", ["squared mean"]),
+    ("variance_is_second_moment", answer(pred, variance=lambda second, g, s, lr: second), "variance_is_second_moment",
+     ["squared mean"]),
     ("g_transposed", answer(pred, g=lambda W, x, t: torch.outer(x, W @ x - t)), "transposed", ["transposed"]),
     ("square_of_sum", answer(pred, total=lambda g: g.sum() ** 2), "square_of_sum", ["sum of the squares"]),
     ("sum_over_one_axis", answer(pred, total=lambda g: (g ** 2).sum(1, keepdim=True)), "sum_over_one_axis",
      ["both axes"]),
-    ("variance_without_lr", answer(pred, variance_lr=False), "variance_without_lr", ["variance", "lr ** 2"]),
+    ("variance_without_lr", answer(pred, variance=lambda second, g, s, lr: g ** 2 + s), "variance_without_lr",
+     ["variance", "lr ** 2"]),
     ("g_not_outer", answer(pred, g=lambda W, x, t: (W @ x - t) * x), "raised", ["outer"]),
+    # the moment formulas, as the exercise's text can be misread
+    ("mean_not_squared", answer(pred, variance=lambda second, g, s, lr: second - lr * g), "mean_not_squared",
+     ["square of the mean"]),
+    ("mean_added_not_squared", answer(pred, variance=lambda second, g, s, lr: second + lr * g), "mean_not_squared",
+     ["square of the mean"]),
+    ("own_square_not_subtracted", answer(pred, others=lambda g, s: s - g), "own_term_not_squared",
+     ["g_ij²", "square"]),
+    ("variance_without_own_term", answer(pred, variance=lambda second, g, s, lr: lr ** 2 * s),
+     "variance_without_own_term", ["η² g_ij²"]),
+    ("std_not_variance", answer(pred, variance=lambda second, g, s, lr: lr * (g ** 2 + s).sqrt()),
+     "std_not_variance", ["standard deviation", "square"]),
+    ("second_moment_as_squared_mean", lambda W, x, t, lr: {
+        **pred(W, x, t, lr), "second_moment": (lr * torch.outer(W @ x - t, x)) ** 2}, "square_of_mean",
+     ["mean of the squares"]),
 ]
 WP_PREDICTED_RIGHT = [
     ("sign_of_g_flipped", answer(pred, g=lambda W, x, t: torch.outer(t - W @ x, x))),
     ("broadcast_outer", answer(pred, g=lambda W, x, t: (W @ x - t)[:, None] * x[None, :])),
+    ("variance_written_out", answer(pred, variance=lambda second, g, s, lr: lr ** 2 * (g ** 2 + s))),
 ]
 
 
@@ -821,14 +859,24 @@ GENERIC = {"values", "factor", "shape", "check_error"}  # diagnoses that name no
 
 
 _verdicts = {}
+NAMED = {exercise.name: {m.name for m in exercise.mistakes} for exercise in all_exercises()}  # each with its fix
+
+
+def verdicts(exercise, fn):
+    """The check's two results when the learner runs it twice on ``fn``, the first time fresh;
+    computed once per answer."""
+    if fn not in _verdicts:
+        core.LAST_SHOWN.pop(exercise, None)
+        with redirect_stdout(io.StringIO()):
+            _verdicts[fn] = EXERCISES[exercise](fn), EXERCISES[exercise](fn)
+    return _verdicts[fn]
 
 
 def hint_for(exercise, fn):
-    """The check's verdict on ``fn``: (passed, diagnosis, message), computed once per answer."""
-    if fn not in _verdicts:
-        result = EXERCISES[exercise](fn, verbose=False)
-        _verdicts[fn] = result.passed, result.mistake, result.message
-    return _verdicts[fn]
+    """The check's verdict on ``fn`` once the same failure came back, the fix included:
+    (passed, diagnosis, message)."""
+    again = verdicts(exercise, fn)[1]
+    return again.passed, again.mistake, again.message
 
 
 def test_the_catalogue_answers_registered_exercises():
@@ -843,6 +891,10 @@ def test_wrong_answer_gets_a_hint_naming_its_mistake(exercise, name, fn, mistake
     passed, got, message = hint_for(exercise, fn)
     assert not passed, f"the wrong answer {name} passed"
     assert got == mistake, message
+    first = verdicts(exercise, fn)[0]
+    assert first.mistake == got and message.startswith(first.message), (first.message, message)
+    if got in NAMED[exercise]:
+        assert message != first.message, f"no fix added the second time: {message}"
     for word in words:
         assert word in message, f"{word!r} missing from: {message}"
     assert "constant factor" not in message and "check the constants" not in message, message

@@ -81,32 +81,40 @@ def grads_with(X, T, W1, b1, W2, b2, error=lambda h2, T: h2 - T, out_slope=True,
 
 BACKPROP_MISTAKES = [
     Mistake("error_sign", lambda **c: grads_with(**c, error=lambda h2, T: T - h2),
-            "every update has the opposite sign: the output error is h2 - T (output minus target), "
-            "the derivative of ½‖h2 - T‖² with respect to h2."),
+            "every update has the opposite sign: the output error is output minus target, the derivative of "
+            "½‖h2 - T‖² with respect to h2, not target minus output.",
+            "Write e2 = (h2 - T) * h2 * (1 - h2)."),
     Mistake("no_output_slope", lambda **c: grads_with(**c, out_slope=False),
-            "the output error is missing the sigmoid's slope: e2 = (h2 - T) ⊙ σ'(a2), "
-            "with σ'(a2) = h2 ⊙ (1 - h2)."),
+            "the output error is missing the sigmoid's slope σ'(a2) = h2 ⊙ (1 - h2): the chain rule passes "
+            "through the output unit's nonlinearity.",
+            "Write e2 = (h2 - T) * h2 * (1 - h2)."),
     Mistake("no_hidden_slope", lambda **c: grads_with(**c, hidden_slope=False),
-            "the hidden error is missing the hidden units' slope: e1 = (e2 W2) ⊙ h1 ⊙ (1 - h1). "
-            "dW2 and db2 are right."),
+            "the hidden error is missing the hidden units' slope σ'(a1) = h1 ⊙ (1 - h1); dW2 and db2 are right.",
+            "Write e1 = (e2 @ W2) * h1 * (1 - h1)."),
     Mistake("slope_of_preactivation", lambda **c: grads_with(**c, slope=lambda a, h: a * (1 - a)),
             "the sigmoid's slope is σ'(a) = h ⊙ (1 - h) with h = σ(a), the activity; you computed "
-            "it from the pre-activation a instead."),
+            "it from the pre-activation a instead.",
+            "Use the activities: e2 = (h2 - T) * h2 * (1 - h2) and e1 = (e2 @ W2) * h1 * (1 - h1)."),
     Mistake("slope_squared", lambda **c: grads_with(**c, slope=lambda a, h: torch.sigmoid(h) * (1 - torch.sigmoid(h))),
-            "you applied the sigmoid twice in the slope: σ'(a) = h ⊙ (1 - h) where h is already σ(a)."),
+            "you applied the sigmoid twice in the slope: σ'(a) = h ⊙ (1 - h) where h is already σ(a).",
+            "Write h2 * (1 - h2) and h1 * (1 - h1), without another torch.sigmoid."),
     Mistake("loss_without_half", lambda **c: grads_with(**c, error=lambda h2, T: 2 * (h2 - T)),
-            "every update is twice the right one: the loss has a ½, L = mean_n ½‖h2 - T‖², so the output "
-            "error is h2 - T, not 2 (h2 - T)."),
+            "every update is twice the right one: the loss has a ½, L = mean_n ½‖h2 - T‖², which cancels the "
+            "2 of the square's derivative.",
+            "Write the output error as (h2 - T) * h2 * (1 - h2), without the factor 2."),
     Mistake("mean_over_outputs", lambda **c: grads_with(**c, error=lambda h2, T: (h2 - T) / T.shape[1]),
             "your loss averages over the outputs; the chapter's loss sums over them and averages over the "
-            "batch only, L = mean_n ½‖h2 - T‖², so the output error is h2 - T without dividing by n_out."),
+            "batch only, L = mean_n ½‖h2 - T‖².",
+            "Write the output error from h2 - T without dividing by n_out: e2 = (h2 - T) * h2 * (1 - h2)."),
     Mistake("mse_loss", lambda **c: grads_with(**c, error=lambda h2, T: 2 * (h2 - T) / T.shape[1]),
             "you differentiated F.mse_loss, which averages over the outputs too and has no ½; the chapter's "
-            "loss is L = mean_n ½‖h2 - T‖² = 0.5 * ((h2 - T) ** 2).sum(dim=1).mean(), whose output error is "
-            "h2 - T."),
+            "loss is L = mean_n ½‖h2 - T‖², whose output error is h2 - T.",
+            "Write the loss as 0.5 * ((h2 - T) ** 2).sum(dim=1).mean(), or the error as "
+            "e2 = (h2 - T) * h2 * (1 - h2)."),
     Mistake("wrong_presynaptic", lambda **c: grads_with(**c, output_presynaptic=True),
             "dW2 pairs the output error with the output activity h2; a weight's update pairs the error of "
-            "its postsynaptic unit with the activity of its presynaptic one: dW2 = e2ᵀ h1 / N."),
+            "its postsynaptic unit with the activity of its presynaptic one, here the hidden activity.",
+            "Write dW2 = e2.T @ h1 / N."),
 ]
 BACKPROP_FACTORS = [batch_twice()]
 

@@ -43,41 +43,54 @@ def fa_with(X, T, W1, b1, W2, b2, B, error=lambda a2, T: torch.softmax(a2, dim=1
     return {"dW1": e1.T @ x_pre / n, "db1": e1.mean(0), "dW2": e2.T @ h_pre / n, "db2": e2.mean(0)}
 
 
+RELU_SLOPE_FIX = "Write e1 = (e2 @ B.T) * (a1 > 0)."
 FA_MISTAKES = [
     Mistake("used_W2", lambda **c: fa_with(**c, feedback=lambda W2, B: W2),
             "you sent the error down through W2, which is backprop (weight transport). Feedback "
-            "alignment uses the fixed random matrix B instead: e1 = (e2 Bᵀ) ⊙ f'(a1)."),
+            "alignment uses the fixed random matrix B instead.",
+            RELU_SLOPE_FIX),
     Mistake("B_transposed", lambda **c: fa_with(**c, feedback=lambda W2, B: B),
             "B is used the wrong way round. B has shape (n_hidden, n_out), the shape of W2ᵀ, so it "
-            "stands where W2ᵀ stands in backprop: e1 = (e2 Bᵀ) ⊙ f'(a1), i.e. e2 @ B.T."),
+            "stands where W2ᵀ stands in backprop: e1 = (e2 Bᵀ) ⊙ f'(a1).",
+            "Write e2 @ B.T: e1 = (e2 @ B.T) * (a1 > 0)."),
     Mistake("error_sign", lambda **c: fa_with(**c, error=lambda a2, T: T - torch.softmax(a2, dim=1)),
             "every update has the opposite sign: the output error of softmax cross-entropy is "
-            "softmax(a2) - T (prediction minus target)."),
+            "prediction minus target.",
+            "Write e2 = torch.softmax(h1 @ W2.T + b2, dim=1) - T."),
     Mistake("no_softmax", lambda **c: fa_with(**c, error=lambda a2, T: a2 - T),
             "the output error is computed from the logits a2 instead of the probabilities: for "
-            "softmax cross-entropy it is softmax(a2) - T."),
+            "softmax cross-entropy it is softmax(a2) - T.",
+            "Write e2 = torch.softmax(h1 @ W2.T + b2, dim=1) - T."),
     Mistake("slope_of_output_layer", lambda **c: fa_with(**c, slope=lambda a1, a2, X: a2 > 0),
             "the hidden error uses the slope of the wrong layer: it must be the hidden units' own "
-            "ReLU slope f'(a1) = (a1 > 0), not the output layer's."),
+            "ReLU slope f'(a1), not the output layer's.",
+            RELU_SLOPE_FIX),
     Mistake("slope_of_input", lambda **c: fa_with(**c, slope=lambda a1, a2, X: X > 0),
             "the hidden error uses the slope of the wrong layer: it must be the hidden units' own "
-            "ReLU slope f'(a1) = (a1 > 0), computed from their pre-activation a1 = X W1ᵀ + b1."),
+            "ReLU slope f'(a1), computed from their pre-activation a1 = X W1ᵀ + b1.",
+            RELU_SLOPE_FIX),
     Mistake("no_hidden_slope", lambda **c: fa_with(**c, slope=lambda a1, a2, X: torch.ones_like(a1)),
-            "the hidden error is missing the ReLU slope: e1 = (e2 Bᵀ) ⊙ (a1 > 0). dW2 and db2 are right."),
+            "the hidden error is missing the ReLU slope f'(a1): the error reaches a hidden unit only where it "
+            "is active. dW2 and db2 are right.",
+            RELU_SLOPE_FIX),
     Mistake("relu_slope_above_one", lambda **c: fa_with(**c, slope=lambda a1, a2, X: a1 > 1),
-            "the ReLU's slope is 1 wherever a1 > 0 (not a1 > 1) and 0 elsewhere."),
+            "the ReLU's slope is 1 wherever a1 > 0 (not a1 > 1) and 0 elsewhere.",
+            RELU_SLOPE_FIX),
     Mistake("sigmoid_slope", lambda **c: fa_with(**c, slope=lambda a1, a2, X: torch.relu(a1) * (1 - torch.relu(a1))),
             "you used the sigmoid's slope h1 ⊙ (1 - h1); the hidden units here are ReLUs, whose slope is "
-            "(a1 > 0): 1 where a1 > 0, 0 elsewhere."),
+            "1 where a1 > 0 and 0 elsewhere.",
+            RELU_SLOPE_FIX),
     Mistake("slope_is_activity", lambda **c: fa_with(**c, slope=lambda a1, a2, X: torch.relu(a1)),
-            "you multiplied by the activity h1 = relu(a1); the ReLU's slope is (a1 > 0), 1 where a1 > 0 and "
-            "0 elsewhere, e.g. (a1 > 0).float()."),
+            "you multiplied by the activity h1 = relu(a1); the ReLU's slope is 1 where a1 > 0 and "
+            "0 elsewhere.",
+            RELU_SLOPE_FIX + " ((a1 > 0).float() works too.)"),
     Mistake("preactivation_presynaptic", lambda **c: fa_with(**c, presynaptic=lambda X, a1, h1: (X, a1)),
             "dW2 pairs e2 with the hidden pre-activation a1; the presynaptic activity is what the hidden units "
-            "send, h1 = relu(a1): dW2 = e2ᵀ h1 / N."),
+            "send, h1 = relu(a1).",
+            "Write \"dW2\": e2.T @ h1 / N."),
     Mistake("wrong_presynaptic", lambda **c: fa_with(**c, presynaptic=lambda X, a1, h1: (h1, h1)),
-            "dW1 pairs e1 with the hidden activity; its presynaptic activity is the layer's input: "
-            "dW1 = e1ᵀ X / N (and dW2 = e2ᵀ h1 / N)."),
+            "dW1 pairs e1 with the hidden activity; its presynaptic activity is the layer's input X.",
+            "Write \"dW1\": e1.T @ X / N (and \"dW2\": e2.T @ h1 / N)."),
 ]
 FA_FACTORS = [batch_twice()]
 

@@ -68,64 +68,79 @@ def pepita_with(X, T, W1, b1, W2, b2, F, modulation=lambda X, e, F: X - e @ F.T,
     return {"dW1": delta.T @ x_pre / n, "db1": delta.mean(0), "dW2": e_top.T @ h_pre / n, "db2": e_top.mean(0)}
 
 
+MODULATED_INPUT = "Write X_mod = X - e @ F.T."
+TOP_ERROR = "Write e_mod = torch.softmax(h1_mod @ W2.T + b2, dim=1) - T."
 PEPITA_MISTAKES = [
     Mistake("modulation_sign", lambda **c: pepita_with(**c, modulation=lambda X, e, F: X + e @ F.T),
             "the modulated input has the other sign, X + e Fᵀ (or the error that modulates it was flipped, "
             "T - softmax(a2)). This chapter uses X - e Fᵀ with e = softmax(a2) - T (so that PEPITA does "
             "feedback alignment with B = W1 F, see the text); both learn, but keep to the chapter's "
-            "convention here."),
+            "convention here.",
+            MODULATED_INPUT),
     Mistake("F_transposed", lambda **c: pepita_with(**c, modulation=lambda X, e, F: X - e @ F),
             "F is used the wrong way round. F has shape (n_in, n_out): it maps the error (N, n_out) "
-            "onto the input (N, n_in) as e @ F.T."),
+            "onto the input (N, n_in) through its transpose.",
+            MODULATED_INPUT),
     Mistake("hidden_change_sign", lambda **c: pepita_with(**c, hidden_change=lambda h1, h1m: h1m - h1),
-            "the hidden update has the opposite sign: it is (h1 - h1_mod)ᵀ X_mod / N, the clean "
-            "activity minus the modulated one."),
+            "the hidden update has the opposite sign: it is the clean activity minus the modulated one, "
+            "(h1 - h1_mod)ᵀ X_mod / N.",
+            "Write change = h1 - h1_mod."),
     Mistake("clean_presynaptic", lambda **c: pepita_with(**c, input_pre="clean", hidden_pre="clean"),
             "the updates use the clean presynaptic activity (X and h1). PEPITA pairs each change with "
-            "the presynaptic activity of the *modulated* pass: dW1 = (h1 - h1_mod)ᵀ X_mod / N and "
-            "dW2 = e_modᵀ h1_mod / N."),
+            "the presynaptic activity of the *modulated* pass.",
+            "Write \"dW1\": change.T @ X_mod / N and \"dW2\": e_mod.T @ h1_mod / N."),
     Mistake("clean_input", lambda **c: pepita_with(**c, input_pre="clean"),
             "dW1 uses the clean input X. PEPITA pairs the hidden change with the presynaptic activity of "
-            "the *modulated* pass: dW1 = (h1 - h1_mod)ᵀ X_mod / N (dW2, db1 and db2 are right)."),
+            "the *modulated* pass (dW2, db1 and db2 are right).",
+            "Write \"dW1\": change.T @ X_mod / N."),
     Mistake("clean_hidden", lambda **c: pepita_with(**c, hidden_pre="clean"),
             "dW2 uses the clean hidden activity h1. PEPITA pairs the output error with the presynaptic "
-            "activity of the *modulated* pass: dW2 = e_modᵀ h1_mod / N (dW1, db1 and db2 are right)."),
+            "activity of the *modulated* pass (dW1, db1 and db2 are right).",
+            "Write \"dW2\": e_mod.T @ h1_mod / N."),
     Mistake("clean_error_on_top", lambda **c: pepita_with(**c, top="clean error"),
             "the output layer learns from the clean pass's error. This chapter follows the original "
-            "PEPITA: the output layer uses the error of the modulated pass, "
-            "e_mod = softmax(a2_mod) - T, with dW2 = e_modᵀ h1_mod / N."),
+            "PEPITA: the output layer uses the error of the modulated pass.",
+            TOP_ERROR + " Then \"dW2\": e_mod.T @ h1_mod / N."),
     Mistake("output_difference_on_top", lambda **c: pepita_with(**c, top="output difference"),
             "the output layer learns from the change of its activity between the passes, like the "
             "hidden layer. The output layer is the one place where the error is known: it learns "
-            "from the modulated pass's error e_mod = softmax(a2_mod) - T."),
+            "from the modulated pass's error.",
+            TOP_ERROR),
     Mistake("error_sign", lambda **c: pepita_with(**c, error=sign_flipped),
-            "the output error has the opposite sign: for softmax cross-entropy it is softmax(a2) - T "
-            "(prediction minus target), both for the modulation and for the output layer's update."),
+            "the output error has the opposite sign: for softmax cross-entropy it is prediction minus "
+            "target, both for the modulation and for the output layer's update.",
+            "Write e = torch.softmax(h1 @ W2.T + b2, dim=1) - T, and e_mod likewise."),
     Mistake("error_sign_top", lambda **c: pepita_with(**c, top_error=sign_flipped),
             "the modulated pass's error has the opposite sign: e_mod = softmax(a2_mod) - T, prediction "
-            "minus target, like the clean pass's e (dW1 and db1 are right)."),
+            "minus target, like the clean pass's e (dW1 and db1 are right).",
+            TOP_ERROR),
     Mistake("no_softmax", lambda **c: pepita_with(**c, error=logits_error),
             "the error is computed from the logits instead of the probabilities: for softmax "
-            "cross-entropy it is softmax(a2) - T, both for the modulation and for the output layer."),
+            "cross-entropy it is softmax(a2) - T, both for the modulation and for the output layer.",
+            "Write e = torch.softmax(h1 @ W2.T + b2, dim=1) - T, and e_mod likewise."),
     Mistake("no_softmax_top", lambda **c: pepita_with(**c, top_error=logits_error),
             "the modulated pass's error uses the logits instead of the probabilities: "
-            "e_mod = softmax(a2_mod) - T, like the clean pass's e (dW1 and db1 are right)."),
+            "e_mod = softmax(a2_mod) - T, like the clean pass's e (dW1 and db1 are right).",
+            TOP_ERROR),
     Mistake("no_softmax_modulation", lambda **c: pepita_with(**c, error=logits_error, top_error=softmax_error),
             "the error that modulates the input uses the logits instead of the probabilities: "
-            "e = softmax(a2) - T, so X_mod = X - e Fᵀ (the output layer's e_mod is right)."),
+            "e = softmax(a2) - T (the output layer's e_mod is right).",
+            "Write e = torch.softmax(h1 @ W2.T + b2, dim=1) - T, then X_mod = X - e @ F.T."),
     Mistake("no_relu_modulated", lambda **c: pepita_with(**c, modulated_relu=False),
-            "the modulated pass left out the ReLU; it runs the same network as the clean pass: "
-            "h1_mod = relu(X_mod W1ᵀ + b1)."),
+            "the modulated pass left out the ReLU; it runs the same network as the clean pass.",
+            "Write h1_mod = torch.relu(X_mod @ W1.T + b1)."),
 ]
 PEPITA_FACTORS = [batch_twice()]
 PEPITA_ALONE = {
-    "dW1": "db1, the batch mean of the hidden layer's change between the passes, is right, so the change is "
-           "right: dW1 pairs it with the modulated input X_mod = X - e Fᵀ (not the clean X), divided by N.",
-    "db1": "dW1 is right, so the hidden layer's change between the passes is right: db1 is its batch mean, "
-           "with nothing multiplied in.",
-    "dW2": "db2, the batch mean of the modulated pass's error e_mod, is right: dW2 pairs e_mod with the "
-           "modulated pass's hidden activity h1_mod (not the clean h1), divided by N.",
-    "db2": "dW2 is right, so e_mod is right: db2 is its batch mean, e_mod.mean(dim=0).",
+    "dW1": ("db1, the batch mean of the hidden layer's change between the passes, is right, so the change is "
+            "right: dW1 pairs it with the modulated input X_mod = X - e Fᵀ (not the clean X), divided by N.",
+            "Write \"dW1\": change.T @ X_mod / N, with change = h1 - h1_mod."),
+    "db1": ("dW1 is right, so the hidden layer's change between the passes is right: db1 is its batch mean, "
+            "with nothing multiplied in.", "Write \"db1\": (h1 - h1_mod).mean(dim=0)."),
+    "dW2": ("db2, the batch mean of the modulated pass's error e_mod, is right: dW2 pairs e_mod with the "
+            "modulated pass's hidden activity h1_mod (not the clean h1), divided by N.",
+            "Write \"dW2\": e_mod.T @ h1_mod / N."),
+    "db2": ("dW2 is right, so e_mod is right: db2 is its batch mean.", "Write \"db2\": e_mod.mean(dim=0)."),
 }
 
 

@@ -53,45 +53,57 @@ def mirror_with(xi, W, b, B, decay, centre=True, nonlinear=True, swap=False, dec
     return outer + decay_sign * decay * decayed
 
 
-SWAPPED_HINT = ("ξ and r are swapped: rᵀ ξ / K has W's shape (n_out, n_in), but B stands in for Wᵀ, shape "
-                "(n_in, n_out). The feedback synapse B_ij runs from output j back to input i: "
-                "ΔB = ξᵀ r / K - λ B.")
+MIRROR_LINE = "Write xi.T @ r / xi.shape[0] - decay * B."
+SWAPPED = ("ξ and r are swapped: rᵀ ξ / K has W's shape (n_out, n_in), but B stands in for Wᵀ, shape "
+           "(n_in, n_out). The feedback synapse B_ij runs from output j back to input i: ΔB = ξᵀ r / K - λ B.",
+           MIRROR_LINE)
+RESPONSE_LINE = "Write r = torch.sigmoid(xi @ W.T + b), with xi centred."
 
 MIRROR_MISTAKES = [
-    Mistake("swapped", lambda **c: mirror_with(**c, swap="B.T"),
-            SWAPPED_HINT),
-    Mistake("swapped", lambda **c: mirror_with(**c, swap=True),
-            SWAPPED_HINT),
+    Mistake("swapped", lambda **c: mirror_with(**c, swap="B.T"), *SWAPPED),
+    Mistake("swapped", lambda **c: mirror_with(**c, swap=True), *SWAPPED),
     Mistake("not_centred", lambda **c: mirror_with(**c, centre=False),
-            "the noise was used as drawn; subtract its mean over the batch first, ξ ← ξ - mean(ξ). "
-            "Noise with a mean μ adds μ·mean(r)ᵀ to the update, a term that knows nothing of W."),
+            "the noise was used as drawn; its mean over the batch must be subtracted first. "
+            "Noise with a mean μ adds μ·mean(r)ᵀ to the update, a term that knows nothing of W.",
+            "Write xi = xi - xi.mean(dim=0, keepdim=True) before anything else."),
     Mistake("centred_only_in_product", lambda **c: mirror_with(**c, centre_response_input=False),
-            "the layer was driven by the raw noise and only the product used the centred one: centre ξ "
-            "once, then use it for both the response r = sigmoid(ξ Wᵀ + b) and ξᵀ r / K."),
+            "the layer was driven by the raw noise and only the product used the centred one: the centred ξ "
+            "serves both, the response r = sigmoid(ξ Wᵀ + b) and ξᵀ r / K.",
+            "Write xi = xi - xi.mean(dim=0, keepdim=True) first, then r = torch.sigmoid(xi @ W.T + b)."),
     Mistake("decay_sign", lambda **c: mirror_with(**c, decay_sign=+1),
-            "the decay has the wrong sign: it must shrink B, ΔB = ξᵀ r / K - decay · B."),
+            "the decay has the wrong sign: it must shrink B, ΔB = ξᵀ r / K - decay · B.",
+            MIRROR_LINE),
     Mistake("no_decay", lambda **c: mirror_with(**c, decay_sign=0),
-            "the decay is missing: ΔB = ξᵀ r / K - decay · B."),
+            "the decay is missing: ΔB = ξᵀ r / K - decay · B.",
+            MIRROR_LINE),
     Mistake("before_nonlinearity", lambda **c: mirror_with(**c, nonlinear=False),
             "the response was taken before the nonlinearity: the rule uses what the layer's units send "
-            "out, r = sigmoid(ξ Wᵀ + b), not the pre-activation ξ Wᵀ + b."),
+            "out, r = sigmoid(ξ Wᵀ + b), not the pre-activation ξ Wᵀ + b.",
+            RESPONSE_LINE),
     Mistake("summed", lambda **c: mirror_with(**c, per="sum"),
-            "the noise term is summed over the K samples instead of averaged: ΔB = ξᵀ r / K - decay · B."),
+            "the noise term is summed over the K samples instead of averaged: ΔB = ξᵀ r / K - decay · B.",
+            MIRROR_LINE),
     Mistake("divided_by_K_minus_1", lambda **c: mirror_with(**c, per="K - 1"),
             "you divided by K - 1, as an unbiased covariance does; the rule averages over the K samples: "
-            "ΔB = ξᵀ r / K - decay · B."),
+            "ΔB = ξᵀ r / K - decay · B.",
+            "Divide by K: xi.T @ r / xi.shape[0] - decay * B."),
     Mistake("centred_wrong_axis", lambda **c: mirror_with(**c, centre_dim=1),
-            "the noise was centred over the inputs of each sample; centre each input over the batch of K "
-            "samples instead: xi - xi.mean(dim=0)."),
+            "the noise was centred over the inputs of each sample; each input is centred over the batch of K "
+            "samples instead.",
+            "Write xi = xi - xi.mean(dim=0, keepdim=True)."),
     Mistake("decay_on_W", lambda **c: mirror_with(**c, decayed=lambda W, B: W.T),
-            "the decay multiplies Wᵀ; it shrinks the feedback matrix itself: ΔB = ξᵀ r / K - decay · B."),
+            "the decay multiplies Wᵀ; it shrinks the feedback matrix itself: ΔB = ξᵀ r / K - decay · B.",
+            MIRROR_LINE),
     Mistake("W_not_transposed", lambda **c: mirror_with(**c, transpose=False),
-            "the response multiplies by W instead of Wᵀ: r = sigmoid(ξ Wᵀ + b), i.e. xi @ W.T, because W "
-            "has shape (n_out, n_in) (your version only runs because this test case is square)."),
+            "the response multiplies by W instead of Wᵀ: W has shape (n_out, n_in), so r = sigmoid(ξ Wᵀ + b) "
+            "(your version only runs because this test case is square).",
+            RESPONSE_LINE),
     Mistake("no_bias", lambda **c: mirror_with(**c, bias=False),
-            "the response is missing the layer's bias: r = sigmoid(ξ Wᵀ + b), with + b."),
+            "the response is missing the layer's bias: r = sigmoid(ξ Wᵀ + b).",
+            RESPONSE_LINE),
     Mistake("relu_response", lambda **c: mirror_with(**c, activation=torch.relu),
-            "the layer here is a sigmoid layer: r = sigmoid(ξ Wᵀ + b), not relu."),
+            "the layer here is a sigmoid layer, not a ReLU layer: r = sigmoid(ξ Wᵀ + b).",
+            RESPONSE_LINE),
 ]
 
 

@@ -124,38 +124,46 @@ def _embed_at(X, y, n_classes, shift=0, rows=True):
     return out
 
 
+EMBED_LINES = "Write X = X.clone(), X[:, :n_classes] = 0, then X[torch.arange(len(X)), y] = 1."
 ONE_HOT_WIDTH = ("F.one_hot(y) without num_classes is only as wide as the largest label present, plus one; "
-                 "here that label is missing: write F.one_hot(y, num_classes=n_classes).")
-OFF_BY_ONE = ("the 1 is one pixel off: label y goes into pixel y, counting from 0 (label 0 in the first pixel): "
-              "X[torch.arange(N), y] = 1.")
+                 "here that label is missing, so the one-hot rows are too narrow.",
+                 "Write F.one_hot(y, num_classes=n_classes).")
+OFF_BY_ONE = ("the 1 is one pixel off: label y goes into pixel y, counting from 0 (label 0 in the first pixel).",
+              "Write X[torch.arange(len(X)), y] = 1, with y itself as the column.")
 
 
 EMBED_MISTAKES = [
     Mistake("kept_old_pixels", lambda **c: _embed_one_pixel(**c),
-            "only pixel y was set to 1: the other label pixels keep the image's values. Set all "
-            "n_classes label pixels to 0 first, then pixel y to 1."),
+            "only pixel y was set to 1: the other label pixels keep the image's values, so the label pixels "
+            "are not one-hot. Set all n_classes label pixels to 0 first.",
+            EMBED_LINES),
     Mistake("added_one_hot", lambda **c: _embed_added(**c),
             "the one-hot label was added to the image's first pixels instead of replacing them: "
-            "the label pixels must be exactly the one-hot vector (0 everywhere, 1 at y)."),
+            "the label pixels must be exactly the one-hot vector (0 everywhere, 1 at y).",
+            EMBED_LINES),
     Mistake("last_pixels", lambda **c: _embed_last(**c),
-            "the label went into the last n_classes pixels; it belongs in the first n_classes, "
-            "X[:, :n_classes]."),
+            "the label went into the last n_classes pixels; it belongs in the first n_classes.",
+            "Write X[:, :n_classes] = 0 (the first pixels), then X[torch.arange(len(X)), y] = 1."),
     Mistake("label_as_value", lambda **c: _embed_value(**c),
-            "the label was written as a number into one pixel; write it one-hot: pixel y is 1, the "
-            "other label pixels 0."),
+            "the label was written as a number into one pixel; it is written one-hot: pixel y is 1, the "
+            "other label pixels 0.",
+            EMBED_LINES),
     Mistake("prepended", lambda **c: _embed_replaced(**c),
             "the one-hot label was put in front of the image, which makes the rows longer; overwrite "
-            "the first n_classes pixels instead, so the shape stays (N, pixels)."),
-    Mistake("one_hot_width", lambda **c: _embed_narrow(**c), ONE_HOT_WIDTH,
+            "the first n_classes pixels instead, so the shape stays (N, pixels).",
+            EMBED_LINES),
+    Mistake("one_hot_width", lambda **c: _embed_narrow(**c), *ONE_HOT_WIDTH,
             raises=r"one_hot\(\s*\w+(\.\w+\(\))*\s*\)"),
-    Mistake("label_off_by_one", lambda **c: _embed_at(**c, shift=1), OFF_BY_ONE),
-    Mistake("label_off_by_one", lambda **c: _embed_at(**c, shift=-1), OFF_BY_ONE),
+    Mistake("label_off_by_one", lambda **c: _embed_at(**c, shift=1), *OFF_BY_ONE),
+    Mistake("label_off_by_one", lambda **c: _embed_at(**c, shift=-1), *OFF_BY_ONE),
     Mistake("all_rows", lambda **c: _embed_at(**c, rows=False),
-            "X[:, y] = 1 sets the pixels of every label in y in every row; pick one pixel per row by "
-            "indexing rows and columns together: X[torch.arange(N), y] = 1."),
+            "X[:, y] = 1 sets the pixels of every label in y in every row; each row needs its own pixel, "
+            "picked by indexing rows and columns together.",
+            "Write X[torch.arange(N), y] = 1."),
     Mistake("label_only", lambda X, y, n_classes: nnf.one_hot(y, n_classes).to(X.dtype),
-            "you returned the one-hot label alone; return the whole image with the label written into it: "
-            "X with its first n_classes pixels replaced, shape (N, pixels)."),
+            "you returned the one-hot label alone; return the whole image with the label written into it, "
+            "shape (N, pixels).",
+            EMBED_LINES),
 ]
 
 
@@ -187,9 +195,12 @@ def _chi_square_limit(n_classes) -> float:
     return dof + 7 * (2 * dof) ** 0.5
 
 
+SHIFT_LINE = ("Write shift = torch.randint(1, n_classes, y.shape, generator=generator) and return "
+              "(y + shift) % n_classes.")
 ONE_SHIFT = ("every sample's label was moved by the same shift (on a test case with {label}): one shift was drawn "
              "for the whole batch, so the batch's wrong labels all follow one pattern. Draw one shift per sample, "
-             "a tensor of shape (N,): torch.randint(1, n_classes, (len(y),), generator=generator).")
+             "a tensor of shape (N,).")
+GENERATOR_LINE = "Pass the generator to every draw: torch.randint(..., generator=generator)."
 
 
 def _call_negatives(fn, y, n_classes, seed, label):
@@ -230,13 +241,13 @@ def _true_label_returned(y, neg, n_classes, same, label) -> Wrong:
             f"negative label must never be the true one.")
     if torch.equal(torch.sort(neg.to(y.dtype)).values, torch.sort(y).values):
         return Wrong(f"{text} Your labels are the true ones shuffled (y[torch.randperm(N)]): shuffling gives about "
-                     f"1 sample in n_classes its own label back. Draw a shift from 1 to n_classes - 1 instead and "
-                     f"return (y + shift) % n_classes.", "shuffled")
+                     f"1 sample in n_classes its own label back. Shift each label by 1 to n_classes - 1 instead.",
+                     "shuffled", SHIFT_LINE)
     if abs(same - 1 / n_classes) < 0.03:
         return Wrong(f"{text} About 1 in n_classes: your draws include the true label (a label from all "
-                     f"n_classes, or a shift of 0). Draw the shift from 1 to n_classes - 1, "
-                     f"torch.randint(1, n_classes, ...), and return (y + shift) % n_classes.", "true_label_drawn")
-    return Wrong(f"{text} Draw a shift from 1 to n_classes - 1 and return (y + shift) % n_classes.", "true_label")
+                     f"n_classes, or a shift of 0). A shift from 1 to n_classes - 1 never returns it.",
+                     "true_label_drawn", SHIFT_LINE)
+    return Wrong(f"{text} Shift each label by 1 to n_classes - 1, wrapping around.", "true_label", SHIFT_LINE)
 
 
 def negative_labels_statistics(exercise, fn) -> str:
@@ -248,34 +259,33 @@ def negative_labels_statistics(exercise, fn) -> str:
         neg = _call_negatives(fn, y, n_classes, 0, label)
         if int(neg.min()) < 0 or int(neg.max()) >= n_classes:
             raise Wrong(f"some labels lie outside 0..{n_classes - 1} (from {int(neg.min())} to "
-                        f"{int(neg.max())}, on a test case with {label}): wrap around with % n_classes.",
-                        "out_of_range")
+                        f"{int(neg.max())}, on a test case with {label}): a shifted label must wrap around.",
+                        "out_of_range", "Return (y + shift) % n_classes.")
         same = float((neg == y).double().mean())
         if same > 0:
             raise _true_label_returned(y, neg, n_classes, same, label)
         again = _call_negatives(fn, y, n_classes, 0, label)
         if not torch.equal(again.to(neg.dtype), neg):
-            raise Wrong("two calls with generators seeded the same gave different labels: draw every random "
-                        "number from the generator passed in (torch.randint(..., generator=generator)).",
-                        "ignores_generator")
+            raise Wrong("two calls with generators seeded the same gave different labels: every random number "
+                        "must come from the generator passed in.", "ignores_generator", GENERATOR_LINE)
         if torch.equal(_call_negatives(fn, y, n_classes, 1, label).to(neg.dtype), neg):
             if _follows_global_generator(fn, y, n_classes, label):
                 raise Wrong("your labels follow torch's global random generator, not the generator passed in "
                             "(the check puts the global one back after each call, so the same labels came "
-                            "twice): draw every random number from the generator "
-                            "(torch.randint(..., generator=generator)).", "ignores_generator")
+                            "twice): every random number must come from the generator passed in.",
+                            "ignores_generator", GENERATOR_LINE)
             raise Wrong("generators with different seeds gave the same labels: the labels must be random, "
                         "drawn from the generator passed in.", "not_random")
         chi2 = _chi_square(y, neg, n_classes)
         if chi2 > _chi_square_limit(n_classes):
             if len(torch.unique((neg.to(y.dtype) - y) % n_classes)) == 1:
-                raise Wrong(ONE_SHIFT.format(label=label), "one_shift_for_batch")
+                raise Wrong(ONE_SHIFT.format(label=label), "one_shift_for_batch", SHIFT_LINE)
             counts = torch.bincount(neg[y == 0], minlength=n_classes)[1:].tolist()
             if 0 in counts:
                 raise Wrong(f"for true label 0 the labels 1..{n_classes - 1} came {counts} times (on a test case "
                             f"with {label}): some wrong labels are never drawn. torch.randint's upper bound is "
-                            f"excluded: torch.randint(1, n_classes, ...) draws the shifts 1 to n_classes - 1.",
-                            "randint_upper_bound")
+                            f"excluded, so its high end must be n_classes to reach the shift n_classes - 1.",
+                            "randint_upper_bound", SHIFT_LINE)
             raise Wrong(f"the wrong labels are not spread evenly over the other classes (χ² = {chi2:.0f}, far "
                         f"beyond chance, on a test case with {label}; for true label 0 the labels 1..{n_classes - 1} "
                         f"came {counts} times): every wrong label must be equally likely.", "not_uniform")
@@ -312,25 +322,32 @@ def goodness_cases():
     return cases
 
 
+GOODNESS_LINE = "Write (h ** 2).mean(dim=1)."
 GOODNESS_MISTAKES = [
     Mistake("divided_by_batch_size", lambda h: h.pow(2).sum(dim=1) / len(h),
-            "you divided the sum of squares by len(h), the batch size N; divide by the number of units, "
-            "h.shape[1], or take h.pow(2).mean(dim=1)."),
+            "you divided the sum of squares by len(h), the batch size N; a mean over the units divides by the "
+            "number of units, h.shape[1].",
+            GOODNESS_LINE),
     Mistake("summed_units", lambda h: h.pow(2).sum(dim=1),
             "you summed the squares over the units; this course's goodness is their mean, so one "
-            "threshold suits layers of any width: h.pow(2).mean(dim=1)."),
+            "threshold suits layers of any width.",
+            GOODNESS_LINE),
     Mistake("wrong_axis", lambda h: h.pow(2).mean(dim=0),
             "the mean was taken over the batch (dimension 0); goodness is one number per sample, the "
-            "mean over the units (dimension 1)."),
+            "mean over the units (dimension 1).",
+            GOODNESS_LINE),
     Mistake("not_squared", lambda h: h.mean(dim=1),
-            "the activities are not squared: goodness is the mean of h², not of h."),
+            "the activities are not squared: goodness is the mean of h², not of h.",
+            GOODNESS_LINE),
     Mistake("root_taken", lambda h: h.pow(2).mean(dim=1).sqrt(),
-            "you took the square root (a length, not a goodness): goodness is the mean of h² itself."),
+            "you took the square root (a length, not a goodness): goodness is the mean of h² itself.",
+            GOODNESS_LINE + " No .sqrt()."),
     Mistake("batch_mean", lambda h: h.pow(2).mean(),
-            "one number for the whole batch: goodness is one number per sample, shape (N,)."),
+            "one number for the whole batch: goodness is one number per sample, shape (N,).",
+            GOODNESS_LINE),
     Mistake("norm", lambda h: h.norm(dim=1),
-            "h.norm(dim=1) is the length √(Σ h²), not a goodness: goodness is the mean of the squares, "
-            "h.pow(2).mean(dim=1)."),
+            "h.norm(dim=1) is the length √(Σ h²), not a goodness: goodness is the mean of the squares.",
+            GOODNESS_LINE),
 ]
 
 
@@ -359,54 +376,70 @@ def _sp(x):
     return nnf.softplus(x)
 
 
+LOSS_LINE = ("Write torch.cat([F.softplus(threshold - g_pos), F.softplus(g_neg - threshold)]).mean(), "
+             "with torch.nn.functional as F.")
 LOSS_MISTAKES = [
     Mistake("signs_swapped", lambda g_pos, g_neg, threshold:
             0.5 * (_sp(g_pos - threshold).mean() + _sp(threshold - g_neg).mean()),
             "the two terms are the wrong way round: positives must be pushed *above* the threshold, "
-            "softplus(θ − G⁺), and negatives below it, softplus(G⁻ − θ)."),
+            "softplus(θ − G⁺), and negatives below it, softplus(G⁻ − θ).",
+            LOSS_LINE),
     Mistake("log_sigmoid_sign", lambda g_pos, g_neg, threshold:
             0.5 * (nnf.logsigmoid(g_pos - threshold).mean() + nnf.logsigmoid(threshold - g_neg).mean()),
             "the loss has the opposite sign: log σ(·) is the log-probability, which training raises; "
-            "the loss is its negative, −log σ(G⁺ − θ) = softplus(θ − G⁺) (and likewise for negatives)."),
+            "the loss is its negative, −log σ(G⁺ − θ) = softplus(θ − G⁺) (and likewise for negatives).",
+            LOSS_LINE),
     Mistake("no_threshold", lambda g_pos, g_neg, threshold:
             0.5 * (_sp(-g_pos).mean() + _sp(g_neg).mean()),
-            "the threshold is missing: compare the goodness with θ, softplus(θ − G⁺) and softplus(G⁻ − θ)."),
+            "the threshold is missing: each goodness is compared with θ, softplus(θ − G⁺) and "
+            "softplus(G⁻ − θ).",
+            LOSS_LINE),
     Mistake("sigmoid_not_softplus", lambda g_pos, g_neg, threshold:
             0.5 * (torch.sigmoid(threshold - g_pos).mean() + torch.sigmoid(g_neg - threshold).mean()),
             "you used the sigmoid σ itself; the loss is the negative log of it, −log σ(G⁺ − θ) = "
-            "softplus(θ − G⁺)."),
+            "softplus(θ − G⁺).",
+            LOSS_LINE),
     Mistake("positives_only", lambda g_pos, g_neg, threshold: _sp(threshold - g_pos).mean(),
-            "only the positive term is there: add the negatives' softplus(G⁻ − θ), and average over all samples."),
+            "only the positive term is there: the negatives' softplus(G⁻ − θ) belongs in the loss too, "
+            "averaged over all samples.",
+            LOSS_LINE),
     Mistake("two_means_added", lambda g_pos, g_neg, threshold:
             _sp(threshold - g_pos).mean() + _sp(g_neg - threshold).mean(),
             "the loss is twice too large: it is the mean over all 2N samples, ½ (mean over positives + "
-            "mean over negatives), not the sum of the two means."),
+            "mean over negatives), not the sum of the two means.",
+            LOSS_LINE),
     Mistake("summed_samples", lambda g_pos, g_neg, threshold:
             _sp(threshold - g_pos).sum() + _sp(g_neg - threshold).sum(),
-            "you summed over the samples: the loss is the mean over all 2N samples."),
+            "you summed over the samples: the loss is the mean over all 2N samples.",
+            LOSS_LINE),
     Mistake("overflow", lambda g_pos, g_neg, threshold:
             0.5 * (torch.log(1 + torch.exp(threshold - g_pos)).mean() + torch.log(1 + torch.exp(g_neg - threshold)).mean()),
             "log(1 + exp(x)) overflows to inf when x is large (exp(89) is already inf in float32), as on "
-            "this test case with large goodness: use torch.nn.functional.softplus(x), the same function computed safely."),
+            "this test case with large goodness: softplus is the same function computed safely.",
+            "Use torch.nn.functional.softplus(x) instead of torch.log(1 + torch.exp(x))."),
     Mistake("negative_term_sign", lambda g_pos, g_neg, threshold:
             0.5 * (_sp(threshold - g_pos).mean() + _sp(threshold - g_neg).mean()),
             "the negatives' term has the wrong sign: negatives must be pushed *below* the threshold, "
-            "softplus(G⁻ − θ), i.e. F.softplus(g_neg - threshold) (the positives' term is right)."),
+            "softplus(G⁻ − θ) (the positives' term is right).",
+            "Write F.softplus(g_neg - threshold)."),
     Mistake("positive_term_sign", lambda g_pos, g_neg, threshold:
             0.5 * (_sp(g_pos - threshold).mean() + _sp(g_neg - threshold).mean()),
             "the positives' term has the wrong sign: positives must be pushed *above* the threshold, "
-            "softplus(θ − G⁺), i.e. F.softplus(threshold - g_pos) (the negatives' term is right)."),
+            "softplus(θ − G⁺) (the negatives' term is right).",
+            "Write F.softplus(threshold - g_pos)."),
     Mistake("per_sample_loss", lambda g_pos, g_neg, threshold:
             0.5 * (_sp(threshold - g_pos) + _sp(g_neg - threshold)),
-            "you returned one loss per sample; the layer's loss is one number, the mean over all 2N samples: "
-            "0.5 * (softplus(θ − G⁺).mean() + softplus(G⁻ − θ).mean())."),
+            "you returned one loss per sample; the layer's loss is one number, the mean over all 2N samples.",
+            LOSS_LINE),
     Mistake("goodness_averaged_first", lambda g_pos, g_neg, threshold:
             0.5 * (_sp(threshold - g_pos.mean()) + _sp(g_neg.mean() - threshold)),
-            "you averaged the goodness before the softplus; apply softplus to each sample's goodness, "
-            "then average: softplus(θ − G⁺).mean()."),
+            "you averaged the goodness before the softplus; the softplus applies to each sample's goodness, "
+            "and the mean comes after it.",
+            LOSS_LINE),
     Mistake("pos_minus_neg", lambda g_pos, g_neg, threshold: _sp(g_neg - g_pos).mean(),
             "you compared the positives with the negatives directly; Forward-Forward compares each sample's "
-            "goodness with the threshold θ: softplus(θ − G⁺) and softplus(G⁻ − θ)."),
+            "goodness with the threshold θ: softplus(θ − G⁺) and softplus(G⁻ − θ).",
+            LOSS_LINE),
 ]
 
 
@@ -438,33 +471,42 @@ def _rms(h, dim=1):
     return h.pow(2).mean(dim=dim, keepdim=True).sqrt()
 
 
+NORMALISE_LINES = "Write rms = h.pow(2).mean(dim=1, keepdim=True).sqrt() and return h / (rms + eps)."
 NORMALISE_MISTAKES = [
     Mistake("wrong_axis", lambda h, eps: h / (_rms(h, 0) + eps),
             "the root mean square was taken over the batch (dimension 0): each sample's vector is "
-            "normalised on its own, over its units (dimension 1, keepdim=True)."),
+            "normalised on its own, over its units (dimension 1).",
+            NORMALISE_LINES),
     Mistake("no_keepdim", lambda h, eps: h / (h.pow(2).mean(dim=1).sqrt() + eps),
-            "the norms have shape (N,) and were divided along the wrong axis: keep the dimension "
-            "(keepdim=True, shape (N, 1)) so that each row is divided by its own norm."),
+            "the norms have shape (N,) and were divided along the wrong axis: with the dimension kept, "
+            "shape (N, 1), each row is divided by its own norm.",
+            "Keep the dimension: rms = h.pow(2).mean(dim=1, keepdim=True).sqrt(), shape (N, 1)."),
     Mistake("unit_length", lambda h, eps: h / (h.norm(dim=1, keepdim=True) + eps),
             "you divided by the length ‖h‖, giving vectors of length 1; this course divides by the root "
-            "mean square ‖h‖/√n, so every unit has activity of order 1 whatever the width."),
+            "mean square ‖h‖/√n, so every unit has activity of order 1 whatever the width.",
+            NORMALISE_LINES),
     Mistake("no_root", lambda h, eps: h / (h.pow(2).mean(dim=1, keepdim=True) + eps),
-            "you divided by the mean of squares; take its square root, the root mean square."),
+            "you divided by the mean of squares; the root mean square is its square root.",
+            NORMALISE_LINES),
     Mistake("mean_abs", lambda h, eps: h / (h.abs().mean(dim=1, keepdim=True) + eps),
-            "you divided by the mean absolute activity; divide by the root mean square √(mean h²)."),
+            "you divided by the mean absolute activity; the norm here is the root mean square √(mean h²).",
+            NORMALISE_LINES),
     Mistake("eps_inside_root", lambda h, eps: h / (h.pow(2).mean(dim=1, keepdim=True) + eps).sqrt(),
-            "ε went inside the square root, √(mean h² + ε); add it outside the root, to the root mean "
-            "square: h / (√(mean h²) + ε). The two differ for rows with a small root mean square, as here."),
+            "ε went inside the square root, √(mean h² + ε); it belongs outside the root, added to the root mean "
+            "square: h / (√(mean h²) + ε). The two differ for rows with a small root mean square, as here.",
+            NORMALISE_LINES),
     Mistake("std", lambda h, eps: h / (h.std(dim=1, keepdim=True) + eps),
             "you divided by the standard deviation, which subtracts the mean first; the root mean square "
-            "does not: h / (√(mean h²) + ε)."),
+            "does not: h / (√(mean h²) + ε).",
+            NORMALISE_LINES),
     Mistake("returned_norm", lambda h, eps: _rms(h) + eps,
-            "you returned the root mean square itself; return h divided by it: h / (rms + ε), shape (N, n)."),
+            "you returned the root mean square itself; the result is h divided by it, shape (N, n).",
+            NORMALISE_LINES),
 ]
 
 
-NO_EPS = ("a silent row (all units at 0) became NaN (0/0): add ε to the norm in the denominator, "
-          "h / (rms + ε), so that it stays 0.")
+NO_EPS = ("a silent row (all units at 0) became NaN (0/0): ε belongs in the denominator, added to the norm, "
+          "so that such a row stays 0.", "Return h / (rms + eps).")
 
 
 def silent_rows_first(exercise, fn) -> str:
@@ -476,7 +518,7 @@ def silent_rows_first(exercise, fn) -> str:
         if isinstance(got, torch.Tensor) and got.shape == case.inputs["h"].shape and got.is_floating_point():
             silent = ~case.inputs["h"].any(dim=1)
             if silent.any() and got[silent].isnan().any() and not got[~silent].isnan().any():
-                raise Wrong(NO_EPS, "no_eps")
+                raise Wrong(NO_EPS[0], "no_eps", NO_EPS[1])
         exercise.compare(fn, [case])
     return f"correct on all {len(cases)} test cases."
 
@@ -527,36 +569,52 @@ def _table(X, W1, b1, W2, b2, n_classes, norm1=True, norm2=True, layers=(1, 2), 
     return torch.stack(cols, dim=1)
 
 
+LAYER_LINES = ("Write h1 = torch.relu(normalise_input(x, 1e-8) @ W1.T + b1) and "
+               "h2 = torch.relu(normalise_input(h1, 1e-8) @ W2.T + b2), with exercise 7.5's normalisation.")
+TABLE_COLUMN = "Append h1.pow(2).mean(dim=1) + h2.pow(2).mean(dim=1) for each label c."
+LABEL_LINES = "For each label c: x = X.clone(), x[:, :n_classes] = 0, x[:, c] = 1."
 PREDICT_MISTAKES = [
     Mistake("input_not_normalised", lambda **c: _table(**c, norm1=False),
             "the first layer's input (the image with its label) is not normalised: every layer, the "
-            "first included, sees its input divided by its root mean square."),
+            "first included, sees its input divided by its root mean square.",
+            LAYER_LINES),
     Mistake("hidden_not_normalised", lambda **c: _table(**c, norm2=False),
             "the second layer receives the first layer's activity without normalising it, so the "
-            "first layer's goodness is passed up: normalise h1 before the second layer."),
+            "first layer's goodness is passed up: normalise h1 before the second layer.",
+            LAYER_LINES),
     Mistake("last_layer_only", lambda **c: _table(**c, layers=(2,)),
-            "only the second layer's goodness is counted; this exercise adds the goodness of both layers."),
+            "only the second layer's goodness is counted; this exercise adds the goodness of both layers.",
+            TABLE_COLUMN),
     Mistake("first_layer_only", lambda **c: _table(**c, layers=(1,)),
-            "only the first layer's goodness is counted; add the second layer's as well."),
+            "only the first layer's goodness is counted; the second layer's counts as well.",
+            TABLE_COLUMN),
     Mistake("label_not_embedded", lambda **c: _table(**c, embed=False),
-            "every label gives the same goodness: embed each candidate label in the image "
-            "(first n_classes pixels) before the forward pass."),
+            "every label gives the same goodness: each candidate label must be embedded in the image "
+            "(first n_classes pixels) before the forward pass.",
+            LABEL_LINES),
     Mistake("summed_squares", lambda **c: _table(**c, measure=lambda h: h.pow(2).sum(dim=1)),
-            "goodness is the mean of the squared activities over the units, not their sum."),
+            "goodness is the mean of the squared activities over the units, not their sum.",
+            TABLE_COLUMN),
     Mistake("argmax_returned", lambda **c: _table(**c).argmax(dim=1),
-            "return the whole table (N, n_classes) of goodness per label; its argmax is the prediction."),
+            "you returned the prediction; the exercise asks for the whole table (N, n_classes) of goodness per "
+            "label, whose argmax is the prediction.",
+            "Return torch.stack(columns, dim=1), one column per label."),
     Mistake("label_pixels_not_cleared", lambda **c: _table(**c, clear=False),
-            "only the label's pixel was set to 1; the other label pixels keep the image's values. Set all "
-            "n_classes label pixels to 0 first, then pixel c to 1 (as embed_label does)."),
+            "only the label's pixel was set to 1; the other label pixels keep the image's values. All "
+            "n_classes label pixels go to 0 first (as embed_label does).",
+            LABEL_LINES),
     Mistake("unit_length_normalisation", lambda **c: _table(**c, norm=lambda h, eps: h / (h.norm(dim=1, keepdim=True)
                                                                                           + eps)),
             "you normalised to length 1; this course divides each layer's input by its root mean square, "
-            "h / (√(mean h²) + ε), as in exercise 7.5."),
+            "h / (√(mean h²) + ε), as in exercise 7.5.",
+            "Divide by the root mean square: h / (h.pow(2).mean(dim=1, keepdim=True).sqrt() + 1e-8)."),
     Mistake("no_relu", lambda **c: _table(**c, relu=lambda a: a),
-            "the layers' ReLU is missing: h1 = relu(x̂ W1ᵀ + b1), h2 = relu(ĥ1 W2ᵀ + b2)."),
+            "the layers' ReLU is missing: h1 = relu(x̂ W1ᵀ + b1), h2 = relu(ĥ1 W2ᵀ + b2).",
+            LAYER_LINES),
     Mistake("goodness_of_normalised", lambda **c: _table(**c, measure_normalised=True),
             "layer 1's goodness was measured after normalising h1 (which makes it about 1 for every label): "
-            "measure each layer's goodness on its activity h1 itself, before normalising it for the next layer."),
+            "each layer's goodness is measured on its activity itself, before normalising it for the next layer.",
+            TABLE_COLUMN + " Use h1, not the normalised h1."),
 ]
 PREDICT_FACTORS = [Factor("layers_averaged", lambda case: 0.5,
                           "the table is half the right one: add the goodness of the two layers, do not average it.")]

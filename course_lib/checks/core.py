@@ -7,9 +7,9 @@ reported with the case that caused it. When the answer is wrong, the check looks
 mistake that explains it, in this order:
 
 * the exercise's table of named mistakes (``Mistake``), tried in order: a function computing the
-  answer with that mistake; if the learner's output matches it, the mistake's hint is shown (a
-  variant that cannot run on a case, say a shape mix-up on a non-square case, is skipped). A
-  mistake can also be recognised by the error it makes the learner's code raise (``raises``);
+  answer with that mistake; if the learner's output matches it, the mistake is named and why it is
+  wrong (a variant that cannot run on a case, say a shape mix-up on a non-square case, is skipped).
+  A mistake can also be recognised by the error it makes the learner's code raise (``raises``);
 * generic symptoms per output: returned None, wrong type or shape (transposed, one entry per
   sample, an extra dimension of size 1), random numbers drawn instead of using the inputs, NaN,
   transposed, opposite sign, summed instead of averaged over the batch;
@@ -17,6 +17,10 @@ mistake that explains it, in this order:
   size, σ…), tried only on an output with enough entries for a common factor to mean something;
 * otherwise a generic line that says which outputs differ, and by how much; the dtype only once
   the values are explained.
+
+Hints come in two stages: a diagnosis that knows the fix (the line to write) shows it only when the
+learner's next check of the same exercise fails with the same mistake again, so the first failure
+leaves something to think about (:func:`report`).
 
 The learner's function is called positionally, in the documented order of its parameters, in a
 daemon thread that gets ``TIME_LIMIT`` seconds per case. A function that runs elsewhere (the
@@ -64,22 +68,27 @@ class CheckResult:
 
 @dataclass
 class Mistake:
-    """A typical wrong answer: ``compute(**case)`` returns what that mistake produces. ``raises``, a
-    regular expression, recognises the mistake instead by the error it raises in the learner's code
-    (matched against "ErrorType: message" and the learner's line); ``compute`` may then be None."""
+    """A typical wrong answer: ``compute(**case)`` returns what that mistake produces. ``why`` names
+    what is wrong and why; ``fix``, the line to write, is added when the same mistake comes back.
+    ``raises``, a regular expression, recognises the mistake instead by the error it raises in the
+    learner's code (matched against "ErrorType: message" and the learner's line); ``compute`` may
+    then be None."""
     name: str
     compute: Callable | None
-    hint: str
+    why: str
+    fix: str = ""
     raises: str = ""
 
 
 @dataclass
 class Factor:
     """An output off by a constant factor that the exercise's constants can produce:
-    ``value(case)`` is that factor on a case (2 for a missing ½, the batch size, σ², …)."""
+    ``value(case)`` is that factor on a case (2 for a missing ½, the batch size, σ², …); ``why`` and
+    ``fix`` as for :class:`Mistake`."""
     name: str
     value: Callable
-    hint: str
+    why: str
+    fix: str = ""
 
 
 def batch_twice(what="the batch mean") -> Factor:
@@ -98,10 +107,12 @@ class Case:
 
 
 class Wrong(Exception):
-    """Raised inside a check to report a diagnosed mistake."""
-    def __init__(self, message, mistake):
+    """Raised inside a check to report a diagnosed mistake; ``fix``, the line to write, is shown only
+    when the same mistake comes back (:func:`report`)."""
+    def __init__(self, message, mistake, fix=""):
         super().__init__(message)
         self.mistake = mistake
+        self.fix = fix
 
 
 class TookTooLong(Exception):
@@ -140,16 +151,16 @@ GRAD_NAMES = ("dW1", "db1", "dW2", "db2")  # the outputs of the chapters' two-la
 normalise_grads = named_outputs(*GRAD_NAMES)
 
 
-# What only one wrong output of a two-layer exercise says: the right output beside it shares its error.
+# What only one wrong output of a two-layer exercise says, (why, fix): the right output beside it shares its error.
 ERROR_PAIRS_ALONE = {
-    "dW1": "db1 uses the same hidden error e1 and is right, so e1 is right: look at what dW1 pairs it with, "
-           "the input, dW1 = e1ᵀ X / N (shape (n_hidden, n_in)).",
-    "db1": "dW1 uses the same hidden error e1 and is right, so e1 is right: the bias update is its batch mean, "
-           "db1 = e1.mean(dim=0), with nothing multiplied in (a bias's input is always 1).",
-    "dW2": "db2 uses the same output error e2 and is right, so e2 is right: look at what dW2 pairs it with, "
-           "the hidden activity, dW2 = e2ᵀ h1 / N (shape (n_out, n_hidden)).",
-    "db2": "dW2 uses the same output error e2 and is right, so e2 is right: the bias update is its batch mean, "
-           "db2 = e2.mean(dim=0), with nothing multiplied in (a bias's input is always 1).",
+    "dW1": ("db1 uses the same hidden error e1 and is right, so e1 is right: look at what dW1 pairs it with, "
+            "the input X.", "Write \"dW1\": e1.T @ X / N, shape (n_hidden, n_in)."),
+    "db1": ("dW1 uses the same hidden error e1 and is right, so e1 is right: the bias update is its batch mean, "
+            "with nothing multiplied in (a bias's input is always 1).", "Write \"db1\": e1.mean(dim=0)."),
+    "dW2": ("db2 uses the same output error e2 and is right, so e2 is right: look at what dW2 pairs it with, "
+            "the hidden activity h1.", "Write \"dW2\": e2.T @ h1 / N, shape (n_out, n_hidden)."),
+    "db2": ("dW2 uses the same output error e2 and is right, so e2 is right: the bias update is its batch mean, "
+            "with nothing multiplied in (a bias's input is always 1).", "Write \"db2\": e2.mean(dim=0)."),
 }
 
 
@@ -242,15 +253,23 @@ def run_safely(exercise: str, body, verbose=True) -> CheckResult:
     return report(exercise, success, wrong, verbose)
 
 
+LAST_SHOWN = {}  # exercise -> the mistake its last printed line named ("" after a pass): the hint's stage
+
+
 def report(exercise: str, success: str = "", wrong: Wrong | None = None, verbose=True) -> CheckResult:
-    """The check's one line: the success message, or the diagnosis of what is wrong."""
+    """The check's one line: the success message, or the diagnosis of what is wrong, with its fix when
+    the line printed last for this exercise named the same mistake. A silent check (the grader's, or
+    :func:`your_function_or_reference`'s) shows no line, so it neither gives the fix nor moves the stage."""
     if wrong is None:
         result = CheckResult(exercise, True, f"{PASS} {exercise}: {success}")
     else:
         mark = TODO if wrong.mistake == "not_implemented" else FAIL
-        result = CheckResult(exercise, False, f"{mark} {exercise}: {wrong}", wrong.mistake)
+        again = verbose and wrong.fix and LAST_SHOWN.get(exercise) == wrong.mistake
+        result = CheckResult(exercise, False, f"{mark} {exercise}: {wrong}{' ' + wrong.fix if again else ''}",
+                             wrong.mistake)
     if verbose:
         print(result.message)
+        LAST_SHOWN[exercise] = result.mistake
     return result
 
 
@@ -307,8 +326,8 @@ def call_learner(exercise, fn, case, shape_hint="", mistakes=(), drew=None):
         line = learner_line(error)
         for mistake in mistakes:
             if mistake.raises and re.search(mistake.raises, f"{type(error).__name__}: {error}{line}"):
-                raise Wrong(f"your function raised {type(error).__name__}{line}{where}: {mistake.hint}",
-                            mistake.name) from None
+                raise Wrong(f"your function raised {type(error).__name__}{line}{where}: {mistake.why}",
+                            mistake.name, mistake.fix) from None
         about_shapes = any(word in str(error) for word in ("shape", "size", "dimension"))
         hint = f" {shape_hint}" if shape_hint and about_shapes else ""
         if isinstance(error, TypeError) and not line:  # the call itself failed: the parameters
@@ -444,7 +463,7 @@ def diagnose(got, expected, case, mistakes, normalise, tolerance, factors=(), dr
     :class:`Wrong` when they recognise what the learner did (tried after the generic symptoms)."""
     for mistake in mistakes:  # first: a mistake can explain a wrong shape too (another layer's noise)
         if made(mistake, got, case, normalise, tolerance):
-            raise Wrong(mistake.hint, mistake.name)
+            raise Wrong(mistake.why, mistake.name, mistake.fix)
     for name, exp in expected.items():  # then structure: values can't be compared otherwise
         check_structure(name, got.get(name), exp, case)
     if drew:
@@ -545,19 +564,20 @@ def factor_of(name, got, exp, case, factors):
         value = float(factor.value(case))
         if abs(value - 1) > 1e-3 and abs(float(mean) - value) <= 1e-3 * abs(value):
             size = f"{value:.6g} times" if abs(value) >= 1 else f"1/{1 / value:.6g} of"
-            raise Wrong(f"{name} is {size} the right value (on a test case with {case.label}): {factor.hint}",
-                        factor.name)
+            raise Wrong(f"{name} is {size} the right value (on a test case with {case.label}): {factor.why}",
+                        factor.name, factor.fix)
 
 
 def only_output(hints: dict):
     """A reader for :func:`diagnose`: when ``name`` alone differs and the others are right, say so
-    with ``hints[name]``, what that output needs that the others do not."""
+    with ``hints[name]``, (why, fix): what that output needs that the others do not, and the line."""
     def reader(got, expected, case, differing):
         if len(differing) == 1 and len(expected) > 1 and differing[0] in hints:
             name = differing[0]
             right = enumerate_names(n for n in expected if n != name)
+            why, fix = hints[name]
             raise Wrong(f"only {name} is wrong ({right} {'is' if len(expected) == 2 else 'are'} right, on a test case "
-                        f"with {case.label}): {hints[name]}", f"only_{name}")
+                        f"with {case.label}): {why}", f"only_{name}", fix)
     return reader
 
 
