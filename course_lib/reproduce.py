@@ -249,9 +249,8 @@ def main(argv=None) -> list:
     dataset = load_data(args.data, args.quick, args.device)   # also downloads it, once, for the jobs
     out = Path(args.out).resolve()
     compile = use_compiler(args, dataset)
-    calls = {run_name(budget(r, args.epochs).run_key, seed):           # one call per run, however many rows share it
-             (budget(r, args.epochs), seed, args.data, args.quick, out, args.device, compile)
-             for r in experiments for seed in seeds}
+    calls = {run_name(r.run_key, seed): (budget(r, args.epochs), seed, args.data, args.quick, out, args.device, compile)
+             for r in experiments for seed in seeds}                 # one call per run, however many rows share it
     if args.launcher == "local" or args.estimate:       # the estimate times this machine, not a cluster's
         print_estimates(experiments, dataset, args, len(seeds))
     if args.estimate:
@@ -260,7 +259,7 @@ def main(argv=None) -> list:
     if outcomes is None:
         return []
     report(outcomes)
-    results = finished_histories(outcomes, experiments, seeds, args.epochs)
+    results = finished_histories(outcomes, experiments, seeds)
     if not results:
         print("No run has finished yet: no table written.")
         return []
@@ -289,12 +288,10 @@ def run_name(key: str, seed: int) -> str:
     return f"{key}_seed{seed}"
 
 
-def finished_histories(outcomes: dict, experiments, seeds, epochs: int | None = None) -> dict:
-    """``{key: [History, ...]}`` of the finished runs, experiments without one left out (``epochs``:
-    the budget, as :func:`budget` takes it)."""
-    names = {r.key: budget(r, epochs).run_key for r in experiments}
-    results = {key: [outcomes[run_name(name, seed)].result for seed in seeds
-                     if outcomes[run_name(name, seed)].status == "done"] for key, name in names.items()}
+def finished_histories(outcomes: dict, experiments, seeds) -> dict:
+    """``{key: [History, ...]}`` of the finished runs, experiments without one left out."""
+    results = {r.key: [outcomes[run_name(r.run_key, seed)].result for seed in seeds
+                       if outcomes[run_name(r.run_key, seed)].status == "done"] for r in experiments}
     return {key: histories for key, histories in results.items() if histories}
 
 
@@ -311,13 +308,12 @@ def print_estimates(experiments, dataset, args, num_seeds: int):
           f"{num_seeds} seed(s) each; estimated time one run at a time, if nothing is cached yet:")
     total, timed = 0.0, set()
     for r in experiments:
-        recipe = budget(r, args.epochs)
-        if recipe.run_key in timed:                                  # another row's runs: trained once
-            print(f"  {r.key:22s} the runs of {recipe.run_key}")
+        if r.run_key in timed:                                       # another row's runs: trained once
+            print(f"  {r.key:22s} the runs of {r.run_key}")
             continue
-        timed.add(recipe.run_key)
+        timed.add(r.run_key)
         try:
-            seconds = estimate_seconds(recipe, dataset, args.quick, num_seeds)
+            seconds = estimate_seconds(budget(r, args.epochs), dataset, args.quick, num_seeds)
         except Exception as error:  # noqa: BLE001 (a broken recipe: reported again when it runs)
             print(f"  {r.key:22s} cannot be timed ({type(error).__name__}: {error})")
             continue
