@@ -36,6 +36,7 @@ import importlib
 import inspect
 import pkgutil
 import weakref
+from typing import NamedTuple
 
 import torch
 
@@ -62,15 +63,73 @@ def propagate_errors(net: MLP, fwd: ForwardPass, e_L: torch.Tensor, feedback: li
     return errors
 
 
-def outer_product_updates(fwd: ForwardPass, errors: list) -> dict:
-    """{"W1": ΔW₁, "b1": Δb₁, ...} with ΔW_l = e_lᵀ h_{l-1} / batch and Δb_l = mean over the batch of e_l."""
+class Outer(NamedTuple):
+    """An update ΔW = leftᵀ right (n_l, n_{l-1}) kept as its two factors, left (batch, n_l) and right
+    (batch, n_{l-1}), so that the training step adds the product straight into the optimiser's
+    momentum buffer (:func:`step_outer_products`: ΔW is never written out and read back). Rules give
+    one only while they step (``outer_product`` with ``factored=True``); elsewhere they give tensors."""
+    left: torch.Tensor
+    right: torch.Tensor
+
+    @property
+    def T(self) -> "Outer":
+        return Outer(self.right, self.left)
+
+    def tensor(self) -> torch.Tensor:
+        return self.left.T @ self.right
+
+
+def outer_product(left: torch.Tensor, right: torch.Tensor, factored: bool = False):
+    """leftᵀ right, (n_l, n_{l-1}) from (batch, n_l) and (batch, n_{l-1}): the tensor, or its factors
+    (:class:`Outer`) for the training step."""
+    return Outer(left, right) if factored else left.T @ right
+
+
+def outer_product_updates(fwd: ForwardPass, errors: list, factored: bool = False) -> dict:
+    """{"W1": ΔW₁, "b1": Δb₁, ...} with ΔW_l = e_lᵀ h_{l-1} / batch and Δb_l = mean over the batch of e_l
+    (``factored``: each ΔW_l as its factors, for the training step)."""
     batch = fwd.h[0].shape[0]
     updates = {}
     for l, (e_l, h_below) in enumerate(zip(errors, fwd.h[:-1]), start=1):
         e_mean = e_l / batch                            # (batch, n_l): divided before the product, not after
-        updates[f"W{l}"] = e_mean.T @ h_below           # (n_l, n_{l-1})
+        updates[f"W{l}"] = outer_product(e_mean, h_below, factored)   # (n_l, n_{l-1})
         updates[f"b{l}"] = e_mean.sum(dim=0)            # (n_l,)
     return updates
+
+
+def fuses_outer_products(optimizer) -> bool:
+    """True for plain SGD (with or without momentum and weight decay, no Nesterov, no dampening),
+    whose step :func:`step_outer_products` computes from an update's factors."""
+    return type(optimizer) is torch.optim.SGD and all(
+        not g["nesterov"] and not g["dampening"] and not g["maximize"] for g in optimizer.param_groups)
+
+
+@torch.no_grad()
+def step_outer_products(optimizer, factored: dict):
+    """torch's SGD step for tensors whose update is an :class:`Outer` ({tensor: Outer}), with the
+    product computed into the momentum buffer: v ← m v + ΔW + λ W, W ← W - lr v (v = ΔW + λ W at the
+    first step, as torch starts it; without momentum W ← W(1 - lr λ) - lr ΔW directly). The same
+    step as ``optimizer.step()`` up to rounding, with one pass over W fewer."""
+    for group in optimizer.param_groups:
+        lr, m, decay = group["lr"], group["momentum"], group["weight_decay"]
+        for W in group["params"]:
+            if W not in factored:
+                continue
+            left, right = factored[W]
+            if not m:
+                if decay:
+                    W.mul_(1 - lr * decay)
+                W.addmm_(left.T, right, alpha=-lr)
+                continue
+            state = optimizer.state[W]
+            v = state.get("momentum_buffer")
+            if v is None:
+                v = state["momentum_buffer"] = left.T @ right
+            else:
+                torch.addmm(v, left.T, right, beta=m, out=v)
+            if decay:
+                v.add_(W, alpha=decay)
+            W.add_(v, alpha=-lr)
 
 
 def transposed_forward_weights(net: MLP) -> dict:
@@ -142,6 +201,7 @@ class LearningRule:
     """
     name = "rule"
     unrecorded = ()  # __init__ arguments that do not change what the rule computes (a learner's fn)
+    stepping = False  # True while step() asks for the updates: they may then come as factors (Outer)
 
     # ---- binding and the tensors a rule owns
     def bind(self, net: MLP) -> "LearningRule":
@@ -195,15 +255,30 @@ class LearningRule:
     def step(self, net: MLP, X, y, optimizer) -> torch.Tensor:
         """One learning step on a batch of the bound rule: every update becomes its tensor's
         ``.grad`` and the optimiser steps them all. Returns the batch loss (a 0-dim tensor, not synced)."""
-        updates, loss = self.updates(net, X, y)
+        # course_lib's own updates may come as factors (Outer), which the step fuses; a subclass defined
+        # elsewhere that overrides updates (a learner's, a test's) gets tensors, as it expects
+        self.stepping = type(self).updates.__module__.startswith(__package__)
+        try:
+            updates, loss = self.updates(net, X, y)
+        finally:
+            self.stepping = False
         tensors = {**net.named_parameters(), **self.learned()}
         unknown = set(updates) - set(tensors)
         if unknown:
             raise KeyError(f"{self.name} returned updates for {sorted(unknown)}, which are neither "
                            f"parameters of the network nor learned by the rule: {sorted(tensors)}.")
+        fused = fuses_outer_products(optimizer)
+        factored = {}
         for name, t in tensors.items():
-            t.grad = laid_out_like(updates.get(name), t)      # None: this tensor does not move in this step
+            update = updates.get(name)
+            if isinstance(update, Outer):
+                if fused:
+                    factored[t], update = update, None            # stepped below, from its factors
+                else:
+                    update = update.tensor()
+            t.grad = laid_out_like(update, t)                     # None: the optimiser leaves it alone
         optimizer.step()
+        step_outer_products(optimizer, factored)
         return loss
 
     # ---- predicting and evaluating
@@ -311,7 +386,7 @@ class ErrorRule(LearningRule):
             raise self.unbound_error()
         fwd = net.forward(X, masks=dropout_masks(net, len(X), self.keep, self.mask_generator))
         T = net.targets(y)
-        updates = outer_product_updates(fwd, self.errors(net, fwd, T))
+        updates = outer_product_updates(fwd, self.errors(net, fwd, T), factored=self.stepping)
         if not self.biases:                                                   # no update: b stays at 0
             updates = {name: u for name, u in updates.items() if name.startswith("W")}
         return updates, net.loss(fwd.output, T)

@@ -35,7 +35,7 @@ import math
 import torch
 
 from ..network import MLP, ForwardPass
-from .base import LearningRule, check_keep, dropout_masks, output_error, seeded_generator
+from .base import LearningRule, check_keep, dropout_masks, outer_product, output_error, seeded_generator
 from .feedback_alignment import FeedbackAlignment
 
 
@@ -159,7 +159,7 @@ class PEPITA(LearningRule):
             updates[f"W{l}"], updates[f"b{l}"] = self.hidden_update(net, l, clean, mod)
         L = net.num_layers
         e_mean = e_top / batch                                                # divided before the product
-        updates[f"W{L}"] = e_mean.T @ mod.h[L - 1]                            # (n_out, n_{L-1})
+        updates[f"W{L}"] = outer_product(e_mean, mod.h[L - 1], self.stepping)  # (n_out, n_{L-1})
         updates[f"b{L}"] = e_mean.sum(dim=0)
         if not self.biases:                                                   # no update: b stays at 0
             updates = {name: u for name, u in updates.items() if name.startswith("W")}
@@ -173,7 +173,7 @@ class PEPITA(LearningRule):
         if self.update == "hebbian":                                           # h h_prevᵀ - h̃ h̃_prevᵀ
             dW = torch.addmm(clean.h[l].T @ clean.h[l - 1], mod.h[l].T, mod.h[l - 1], beta=1 / batch, alpha=-1 / batch)
         else:
-            dW = delta.T @ mod.h[l - 1]                                        # (n_l, n_{l-1})
+            dW = outer_product(delta, mod.h[l - 1], self.stepping)             # (n_l, n_{l-1})
         return dW, delta.sum(dim=0)                                            # (n_l,)
 
     def scores(self, net: MLP, X):
