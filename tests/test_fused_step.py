@@ -8,11 +8,13 @@ from course_lib.optim import make_optimizer
 from course_lib.rules import Backprop
 from course_lib.rules.base import Outer, fuses_outer_products
 from course_lib.rules.feedback_alignment import FeedbackAlignment
+from course_lib.rules.forward_forward import ForwardForward
 from course_lib.rules.kolen_pollack import KolenPollack
 from course_lib.rules.pepita import PEPITA
 
 RULES = {"BP": lambda: Backprop(), "FA": lambda: FeedbackAlignment(seed=1), "KP": lambda: KolenPollack(seed=1),
-         "PEPITA": lambda: PEPITA(keep=0.8, seed=1), "BP dropout": lambda: Backprop(keep=0.8, biases=False, seed=1)}
+         "PEPITA": lambda: PEPITA(keep=0.8, seed=1), "BP dropout": lambda: Backprop(keep=0.8, biases=False, seed=1),
+         "FF": lambda: ForwardForward(n_classes=4, peer_normalisation=0.03, readout=True, predictor="softmax", seed=1)}
 
 
 class Unfused(torch.optim.SGD):

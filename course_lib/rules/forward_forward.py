@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as nnf
 
 from ..losses import as_targets
-from .base import LearningRule, seeded_generator
+from .base import LearningRule, outer_product, seeded_generator
 
 EPS = 1e-8
 NEUTRAL = "neutral"
@@ -268,12 +268,12 @@ class ForwardForward(LearningRule):
                 e_peer, peer_loss = self.peer_term(l, h[:n])
                 e[:n] += e_peer
                 loss += peer_loss
-            updates[f"W{l}"] = e.T @ x_hat                                          # e⁺ᵀ x̂⁺ + e⁻ᵀ x̂⁻: (n_l, n_{l-1})
+            updates[f"W{l}"] = outer_product(e, x_hat, self.stepping)               # e⁺ᵀ x̂⁺ + e⁻ᵀ x̂⁻: (n_l, n_{l-1})
             updates[f"b{l}"] = e.sum(dim=0)                                         # (n_l,)
         if self.readout:
             logits, z = self.readout_logits(net, X, return_features=True)
             p = torch.softmax(logits, dim=1)
-            updates["R"] = ((p - as_targets(y, self.n_classes)) / n).T @ z           # (n_classes, width)
+            updates["R"] = outer_product((p - as_targets(y, self.n_classes)) / n, z, self.stepping)  # (n_classes, width)
             loss += nnf.cross_entropy(logits, y)
         return updates, loss
 
