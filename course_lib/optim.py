@@ -13,7 +13,9 @@ from .rules.base import LearningRule
 def make_optimizer(net: MLP, rule: LearningRule, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
     """One SGD optimiser for every tensor that learns, grouped as ``rule.param_groups`` says;
     rules put their updates in ``p.grad``. Where torch has one for the device, its fused SGD
-    kernel steps each tensor in one pass (momentum, decay and the step together)."""
+    kernel steps each tensor in one pass (momentum, decay and the step together); an outer-product
+    update goes from its factors into the momentum buffer instead
+    (:meth:`course_lib.rules.base.LearningRule.step`)."""
     if not lr > 0:
         raise ValueError(f"The learning rate lr must be positive, got {lr}.")
     groups = rule.bind(net).param_groups(net, lr, weight_decay)

@@ -254,7 +254,9 @@ class LearningRule:
 
     def step(self, net: MLP, X, y, optimizer) -> torch.Tensor:
         """One learning step on a batch of the bound rule: every update becomes its tensor's
-        ``.grad`` and the optimiser steps them all. Returns the batch loss (a 0-dim tensor, not synced)."""
+        ``.grad`` and the optimiser steps them all, except an outer-product update of course_lib's
+        rules, which plain SGD takes from its factors (:func:`step_outer_products`). Returns the batch
+        loss (a 0-dim tensor, not synced)."""
         # course_lib's own updates may come as factors (Outer), which the step fuses; a subclass defined
         # elsewhere that overrides updates (a learner's, a test's) gets tensors, as it expects
         self.stepping = type(self).updates.__module__.startswith(__package__)
