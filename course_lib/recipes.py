@@ -39,7 +39,7 @@ def _akrout(key, chapter, rule, lr, accuracy, note=""):
 
 
 PEPITA_CODE_LR = ("lr 0.1 from the MNIST command of the authors' README (GiorgiaD/PEPITA), which is a PEPITA "
-                  "command (--eta 0.1) and says to swap the learning rule for BP, keeping the rest; the code "
+                  "command (`--eta 0.1`) and says to swap the learning rule for BP, keeping the rest; the code "
                   "documents no other lr for BP or FA, so the course gives all three rows 0.1")
 # The authors' code (functions.py) trains every rule, BP and FA included, without biases (its layers
 # compute W x) and with dropout on the hidden layer (main.py --dropout, default 0.9 kept: a fresh mask
