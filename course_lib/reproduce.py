@@ -143,15 +143,23 @@ def summary(rows: list) -> dict | None:
             "all images": sum(row.get("trained on", "").endswith("(all)") for row in rows)}
 
 
+MEAN_GAP_TARGET = 0.10   # points: the mean signed gap of a reproduction without a systematic lean
+
+
 def summary_line(rows: list) -> str:
-    """The table's summary, one sentence (:func:`summary`); README and chapter 8 quote it."""
+    """The table's summary in one line (:func:`summary`), and what it says of the gaps' sign; the
+    README and chapter 8 quote it."""
     s = summary(rows)
     if s is None:
         return "No gaps: these rows were measured on other data than the published figures."
+    lean = (f"the gaps centre on zero (their mean is within {MEAN_GAP_TARGET:.2f} points of it)"
+            if abs(s["mean gap"]) <= MEAN_GAP_TARGET else
+            f"the gaps lean {'below' if s['mean gap'] < 0 else 'above'} the published figures (their mean is "
+            f"more than {MEAN_GAP_TARGET:.2f} points from zero)")
     return (f"Over the {s['rows']} rows: mean signed gap {s['mean gap']:+.2f} points (standard deviation over rows "
             f"{s['gap std']:.2f}, from {s['smallest gap']:+.2f} to {s['largest gap']:+.2f}); {s['within tolerance']} "
             f"of {s['rows']} within tolerance; {s['all images']} of {s['rows']} trained on every training image, "
-            f"as their sources train.")
+            f"as their sources train; {lean}.")
 
 
 def write_tables(rows: list, out: Path, quick: bool, epochs: int | None = None, earlier: dict | None = None) -> Path:

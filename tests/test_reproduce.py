@@ -122,6 +122,10 @@ def test_the_summary_line_gives_the_mean_signed_gap_and_its_spread(tmp_path):
     line = reproduce.summary_line(rows)
     assert line.startswith("Over the 3 rows: mean signed gap -0.10 points (standard deviation over rows 0.20, "
                            "from -0.30 to +0.10); 3 of 3 within tolerance")
+    assert line.endswith("the gaps centre on zero (their mean is within 0.10 points of it).")
+    leaning = reproduce.table_rows({"akrout_bp": [finished(98.2)]}, tiny("MNIST"))
+    assert reproduce.summary_line(leaning).endswith("the gaps lean below the published figures (their mean is more "
+                                                    "than 0.10 points from zero).")
     path = reproduce.write_tables(rows, tmp_path, quick=False)
     assert line in path.read_text()
     assert reproduce.summary(reproduce.table_rows({"pepita": [finished(90.0)]}, tiny("Fashion-MNIST"))) is None
