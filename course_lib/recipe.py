@@ -15,10 +15,11 @@ epochs, its schedule scaled to them (lr ÷ 10 after 60 % and 90 % of the epochs 
 
 What a run trains on (``train_on``): a chapter's run trains on the training split and holds the
 validation split out, to choose settings on (``"train"``, MNIST's 50,000 of 60,000 images). A
-published recipe's final run trains as its source trained, on every training image with no
-validation split (``"all"``: :meth:`course_lib.data.Dataset.all_training`), and is reported on the
-test set. A budget or a variant of a recipe is a chapter's run again unless it says otherwise. The
-run's fingerprint records the sizes of the splits it saw.
+published recipe's final run trains on what its source trained on and is reported on the test set:
+every training image with no validation split (``"all"``: :meth:`course_lib.data.Dataset.all_training`)
+where the source did so, the training split where the source held a validation split out (Löwe's
+Forward-Forward code trains on 50,000 images). A budget or a variant of a recipe is a chapter's run
+again unless it says otherwise. The run's fingerprint records the sizes of the splits it saw.
 
 The rule of a recipe is drawn from the run's seed (``RuleSpec(FeedbackAlignment)(seed)``), so its
 own random matrices and noise (B, F, dropout masks, mirror noise, negative labels) change with
@@ -122,7 +123,7 @@ class Recipe:
     data: str = "mnist"
     published: Published | None = None
     note: str = ""                      # where the recipe departs from, or fills in, its source
-    train_on: str = "train"             # a key of TRAIN_ON: "all" for a published recipe's final run
+    train_on: str = "train"             # one of TRAIN_ON: what the runs train on ("all": as most sources do)
     runs_as: str = ""                   # the key its runs are saved under, when another recipe's runs are its own
 
     def __post_init__(self):

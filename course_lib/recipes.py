@@ -139,7 +139,9 @@ PUBLISHED = {r.key: r for r in [
            (1000, 1000), lr=1e-3, num_epochs=100, batch_size=100, momentum=0.9, weight_decay=3e-4,
            schedule=Cooldown(), output="relu", loss="mse", init=1000 ** -0.5, top="hidden",
            published=Published(98.55, LOEWEX_README, "reimplementation README"),
-           note="pixels in [0, 1], as everywhere in the course (the source standardises them)", train_on="all"),
+           note="pixels in [0, 1] and 50,000 training images, as in the source (ToTensor; it trains on the first "
+                "50,000 of MNIST's training images and holds the last 10,000 out, the course on the 50,000 its "
+                "seeded validation split leaves)", train_on="train"),
 ]}
 
 

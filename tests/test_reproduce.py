@@ -69,7 +69,7 @@ def test_gap_and_tolerance_only_on_the_published_data():
         ("akrout_bp", "97.50 ± 0.71", "-1.00", "no"), ("pepita", "97.84", "-0.17", "yes"),
         ("pepita_bp", "98.40", "-0.23", "yes")]
     assert rows[1]["published (%)"] == "98.01 ± 0.09" and rows[1]["train min / seed"] == "3.0"
-    assert {r["trained on"] for r in rows} == {"7 (all)"}                 # 5 training + 2 validation images
+    assert {r["trained on"] for r in rows} == {"7 as source"}             # 5 training + 2 validation images
     assert PUBLISHED["pepita"].published.tolerance == 0.3 and PUBLISHED["akrout_bp"].published.kind == "authors' code log"
     other = reproduce.table_rows(results, tiny("Fashion-MNIST"))
     assert {r["gap (points)"] for r in other} == {"— (published on MNIST)"}
@@ -108,7 +108,7 @@ def test_rows_written_before_the_protocol_column_say_what_they_trained_on(tmp_pa
     new = reproduce.table_rows({"pepita": [finished(98.1)]}, mnist)
     path = reproduce.write_tables(new, tmp_path, quick=False, earlier={"trained on": "5"})
     table = {r["experiment"]: r["trained on"] for r in reproduce.read_table(path.with_suffix(".csv"))}
-    assert table == {"akrout_bp": "5", "pepita": "7 (all)"}
+    assert table == {"akrout_bp": "5", "pepita": "7 as source"}
     assert "| 5 |" in path.read_text()
 
 
@@ -116,7 +116,7 @@ def test_the_summary_line_gives_the_mean_signed_gap_and_its_spread(tmp_path):
     rows = reproduce.table_rows({"akrout_bp": [finished(98.4)], "pepita": [finished(98.11)],
                                  "pepita_bp": [finished(98.33)]}, tiny("MNIST"))     # gaps -0.10, +0.10, -0.30
     s = reproduce.summary(rows)
-    assert (s["rows"], s["within tolerance"], s["all images"]) == (3, 3, 3)
+    assert (s["rows"], s["within tolerance"], s["as source"]) == (3, 3, 3)
     assert s["mean gap"] == pytest.approx(-0.1) and s["gap std"] == pytest.approx(0.2)
     assert (s["smallest gap"], s["largest gap"]) == (pytest.approx(-0.3), pytest.approx(0.1))
     line = reproduce.summary_line(rows)
