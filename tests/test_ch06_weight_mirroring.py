@@ -234,3 +234,22 @@ def test_stub_and_in_place():
         return xi.T @ torch.sigmoid(xi @ W.T + b) / len(xi) - decay * B
     assert check_mirror_update(stub, verbose=False).mistake == "not_implemented"
     assert check_mirror_update(in_place, verbose=False).mistake == "modified_input"
+
+
+def test_the_mirror_phase_gives_the_same_B_on_one_thread_or_two():
+    """The premirrored B is part of a run's starting point, hence of its checkpoint's name: a run
+    started with two threads finds the checkpoint of one trained with one (``reproduce --jobs 2``)."""
+    from course_lib.rules.weight_mirroring import MirroredPEPITA
+    threads = torch.get_num_threads()
+    Bs = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            net = MLP([784, 256, 10], "relu", "identity", "cross_entropy", seed=0, device="cpu")
+            rule = MirroredPEPITA(keep=0.9, mirror_lr=0.01, mirror_decay=1e-4, noise_std=0.1, mirror_batch=64,
+                                  premirror_steps=50).bind(net)
+            Bs.append([B.clone() for B in rule.Bs])
+            assert torch.get_num_threads() == n                          # the phase gave the threads back
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(*Bs))

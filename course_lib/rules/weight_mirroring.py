@@ -29,6 +29,7 @@ would be learned too (Chapter 6 shows it).
   of layer l's units, as each B_l mirrors W_lᵀ with its slopes); c keeps F's standard
   deviation at its initial value (as the follow-up code of PEPITA rescales F after each mirror step).
 """
+import contextlib
 import math
 
 import torch
@@ -61,6 +62,18 @@ def draw_noise(shape, std: float, kind: str, generator: torch.Generator, like: t
         return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype) * std
     r = math.sqrt(3) * std
     return (torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype) * 2 - 1) * r
+
+
+@contextlib.contextmanager
+def one_cpu_thread():
+    """torch's CPU work on one thread inside the block: the same sums in the same order, whatever the
+    process's thread count (a product split over two threads adds its parts in another order)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class Mirror:
@@ -160,13 +173,16 @@ class Mirror:
     @torch.no_grad()
     def mirror(self, net: MLP, num_steps: int, lr: float | None = None):
         """``num_steps`` plain mirror steps, B ← B + lr (ξᵀ r / K - λ B), outside the optimiser (the
-        mirror phase before training). Raises, with B restored, when B blows up."""
+        mirror phase before training). Raises, with B restored, when B blows up. On a CPU the phase
+        runs on one thread: the mirrored B is part of the run's starting point, which names its
+        checkpoint, so it must not depend on how many threads the run has (``reproduce --jobs``)."""
         matrices, layers = self.mirrored_matrices(net)
         saved = [B.clone() for B in matrices]
         lr = self.mirror_lr if lr is None else lr
-        for _ in range(int(num_steps)):
-            for B, D in zip(matrices, self.mirror_directions(net, layers, self.mirror_batch)):
-                B.mul_(1 - lr * self.mirror_decay).add_(D, alpha=lr)
+        with one_cpu_thread():
+            for _ in range(int(num_steps)):
+                for B, D in zip(matrices, self.mirror_directions(net, layers, self.mirror_batch)):
+                    B.mul_(1 - lr * self.mirror_decay).add_(D, alpha=lr)
         if num_steps and not all(bool(torch.isfinite(B).all()) for B in matrices):
             for B, B0 in zip(matrices, saved):
                 B.copy_(B0)
