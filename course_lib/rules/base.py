@@ -280,7 +280,8 @@ class LearningRule:
                     update = update.tensor()
             t.grad = laid_out_like(update, t)                     # None: the optimiser leaves it alone
         optimizer.step()
-        step_outer_products(optimizer, factored)
+        if factored:
+            step_outer_products(optimizer, factored)
         return loss
 
     # ---- predicting and evaluating
