@@ -18,7 +18,8 @@ It prints seconds per epoch and each ratio twice: from the summed turns, and as 
 ratios within each turn (robust to bursts of load from other processes, which hit the sides of a
 turn alike). Before timing, it checks that the hand-inlined step makes the same update.
 
-Usage: ``python benchmarks/step_speed.py [--only bp fa pepita ff] [--samples 20000] [--slices 20]``.
+Usage: ``python benchmarks/step_speed.py [--only bp fa pepita ff] [--samples 20000] [--slices 20]
+[--clock cpu] [--threads 1]``.
 """
 import argparse
 import os
@@ -218,7 +219,11 @@ def main(argv=None):
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall-clock time (default), or the CPU time of this process's threads: on a machine "
                              "shared with other work, the time it waited for a core is left out")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's, one per core); the reproduction's runs take one each")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     X = torch.randint(0, 256, (args.samples, 784), generator=g, dtype=torch.uint8).float() / 255
     data = Dataset("random", X, torch.randint(0, 10, (args.samples,), generator=g), X[:10], X[:10, 0].long(),

@@ -64,25 +64,29 @@ def propagate_errors(net: MLP, fwd: ForwardPass, e_L: torch.Tensor, feedback: li
 
 
 class Outer(NamedTuple):
-    """An update ΔW = leftᵀ right (n_l, n_{l-1}) kept as its two factors, left (batch, n_l) and right
-    (batch, n_{l-1}), so that the training step adds the product straight into the optimiser's
-    momentum buffer (:func:`step_outer_products`: ΔW is never written out and read back). Rules give
-    one only while they step (``outer_product`` with ``factored=True``); elsewhere they give tensors."""
+    """An update ΔW = scale · leftᵀ right (n_l, n_{l-1}) kept as its two factors, left (batch, n_l) and
+    right (batch, n_{l-1}), and its scale (1/batch for a batch mean), so that the training step adds the
+    product straight into the optimiser's momentum buffer, scale included (:func:`step_outer_products`:
+    neither ΔW nor a scaled copy of ``left`` is written out and read back). Rules give one only while
+    they step (``outer_product`` with ``factored=True``); elsewhere they give tensors."""
     left: torch.Tensor
     right: torch.Tensor
+    scale: float = 1.0
 
     @property
     def T(self) -> "Outer":
-        return Outer(self.right, self.left)
+        return Outer(self.right, self.left, self.scale)
 
     def tensor(self) -> torch.Tensor:
-        return self.left.T @ self.right
+        left = self.left if self.scale == 1 else self.left * self.scale    # scaled on the small side
+        return left.T @ self.right
 
 
-def outer_product(left: torch.Tensor, right: torch.Tensor, factored: bool = False):
-    """leftᵀ right, (n_l, n_{l-1}) from (batch, n_l) and (batch, n_{l-1}): the tensor, or its factors
-    (:class:`Outer`) for the training step."""
-    return Outer(left, right) if factored else left.T @ right
+def outer_product(left: torch.Tensor, right: torch.Tensor, factored: bool = False, scale: float = 1.0):
+    """scale · leftᵀ right, (n_l, n_{l-1}) from (batch, n_l) and (batch, n_{l-1}): the tensor, or its
+    factors (:class:`Outer`) for the training step."""
+    update = Outer(left, right, scale)
+    return update if factored else update.tensor()
 
 
 def outer_product_updates(fwd: ForwardPass, errors: list, factored: bool = False) -> dict:
@@ -91,9 +95,8 @@ def outer_product_updates(fwd: ForwardPass, errors: list, factored: bool = False
     batch = fwd.h[0].shape[0]
     updates = {}
     for l, (e_l, h_below) in enumerate(zip(errors, fwd.h[:-1]), start=1):
-        e_mean = e_l / batch                            # (batch, n_l): divided before the product, not after
-        updates[f"W{l}"] = outer_product(e_mean, h_below, factored)   # (n_l, n_{l-1})
-        updates[f"b{l}"] = e_mean.sum(dim=0)            # (n_l,)
+        updates[f"W{l}"] = outer_product(e_l, h_below, factored, scale=1 / batch)   # (n_l, n_{l-1})
+        updates[f"b{l}"] = e_l.sum(dim=0).div_(batch)   # (n_l,): summed first, then divided (fewer numbers)
     return updates
 
 
@@ -107,7 +110,7 @@ def fuses_outer_products(optimizer) -> bool:
 @torch.no_grad()
 def step_outer_products(optimizer, factored: dict):
     """torch's SGD step for tensors whose update is an :class:`Outer` ({tensor: Outer}), with the
-    product computed into the momentum buffer: v ← m v + ΔW + λ W, W ← W - lr v (v = ΔW + λ W at the
+    product computed into the momentum buffer: v ← m v + ΔW + λ W (ΔW's scale as the product's alpha), W ← W - lr v (v = ΔW + λ W at the
     first step, as torch starts it; without momentum W ← W(1 - lr λ) - lr ΔW directly). The same
     step as ``optimizer.step()`` up to rounding, with one pass over W fewer."""
     for group in optimizer.param_groups:
@@ -115,18 +118,18 @@ def step_outer_products(optimizer, factored: dict):
         for W in group["params"]:
             if W not in factored:
                 continue
-            left, right = factored[W]
+            left, right, scale = factored[W]
             if not m:
                 if decay:
                     W.mul_(1 - lr * decay)
-                W.addmm_(left.T, right, alpha=-lr)
+                W.addmm_(left.T, right, alpha=-lr * scale)
                 continue
             state = optimizer.state[W]
             v = state.get("momentum_buffer")
             if v is None:
-                v = state["momentum_buffer"] = left.T @ right
+                v = state["momentum_buffer"] = factored[W].tensor()
             else:
-                torch.addmm(v, left.T, right, beta=m, out=v)
+                torch.addmm(v, left.T, right, beta=m, alpha=scale, out=v)
             if decay:
                 v.add_(W, alpha=decay)
             W.add_(v, alpha=-lr)

@@ -169,12 +169,12 @@ class PEPITA(LearningRule):
         """(ΔW_l, Δb_l) of hidden layer l (1-based): the change of its activity between the passes
         times the modulated presynaptic activity, batch means."""
         batch = len(clean.h[0])
-        delta = torch.sub(clean.h[l], mod.h[l]).div_(batch)                    # (batch, n_l)
+        delta = clean.h[l] - mod.h[l]                                          # (batch, n_l)
         if self.update == "hebbian":                                           # h h_prevᵀ - h̃ h̃_prevᵀ
             dW = torch.addmm(clean.h[l].T @ clean.h[l - 1], mod.h[l].T, mod.h[l - 1], beta=1 / batch, alpha=-1 / batch)
         else:
-            dW = outer_product(delta, mod.h[l - 1], self.stepping)             # (n_l, n_{l-1})
-        return dW, delta.sum(dim=0)                                            # (n_l,)
+            dW = outer_product(delta, mod.h[l - 1], self.stepping, scale=1 / batch)   # (n_l, n_{l-1})
+        return dW, delta.sum(dim=0).div_(batch)                                # (n_l,)
 
     def scores(self, net: MLP, X):
         """The clean pass without dropout (with normalisation, if the rule normalises)."""
