@@ -101,9 +101,17 @@ def table_rows(results: dict, dataset) -> list:
                      "seeds": len(accs), "data": dataset.name, "trained on": trained_on(recipe, dataset),
                      "gap (points)": f"{gap:+.2f}" if same_data else f"— (published on {published.data})",
                      "within tolerance": ("yes" if abs(gap) <= published.tolerance else "no") if same_data else "—",
-                     "train min / seed": f"{mean_std([sum(h['seconds']) / 60 for h in histories])[0]:.1f}",
+                     "train min / seed": f"{mean_std([training_minutes(h) for h in histories])[0]:.1f}",
                      "note": recipe.note})
     return rows
+
+
+def training_minutes(history) -> float:
+    """A run's training time: its median epoch's seconds times its number of epochs, so that an epoch
+    stretched by a paused process or a stalled machine does not count in (the first record, before
+    any training, has 0 seconds)."""
+    epochs = sorted(history["seconds"][1:])
+    return epochs[len(epochs) // 2] * len(epochs) / 60 if epochs else 0.0
 
 
 def table_path(out: Path, data_name: str) -> Path:
@@ -188,7 +196,8 @@ def write_tables(rows: list, out: Path, quick: bool, epochs: int | None = None, 
                  "source trained on (\"as source\": every training image for all sources but Löwe's Forward-Forward "
                  "code, which holds 10,000 out); a row without the mark was trained before that protocol, on the "
                  "training images less the validation split. "
-                 "Every figure is the test accuracy after the last epoch.\n")
+                 "Every figure is the test accuracy after the last epoch; the minutes are a run's median epoch "
+                 "times its epochs, on the machine that trained it.\n")
     columns = ("experiment", "published (%)", "kind of source", "course (%)", "seeds", "trained on", "gap (points)",
                "within tolerance", "train min / seed")
     shown = [{column: row[column] for column in columns} for row in rows]
