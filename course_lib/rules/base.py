@@ -89,14 +89,19 @@ def outer_product(left: torch.Tensor, right: torch.Tensor, factored: bool = Fals
     return update if factored else update.tensor()
 
 
+def batch_mean_update(e: torch.Tensor, h_below: torch.Tensor, factored: bool = False) -> tuple:
+    """(ΔW, Δb) of one layer from per-sample errors e (batch, n_l) and the activity below h_below
+    (batch, n_{l-1}): ΔW = eᵀ h_below / batch (n_l, n_{l-1}; ``factored``: as its factors, the 1/batch
+    riding in the product) and Δb = mean over the batch of e (n_l,)."""
+    return outer_product(e, h_below, factored, scale=1 / len(e)), e.mean(dim=0)
+
+
 def outer_product_updates(fwd: ForwardPass, errors: list, factored: bool = False) -> dict:
     """{"W1": ΔW₁, "b1": Δb₁, ...} with ΔW_l = e_lᵀ h_{l-1} / batch and Δb_l = mean over the batch of e_l
     (``factored``: each ΔW_l as its factors, for the training step)."""
-    batch = fwd.h[0].shape[0]
     updates = {}
     for l, (e_l, h_below) in enumerate(zip(errors, fwd.h[:-1]), start=1):
-        updates[f"W{l}"] = outer_product(e_l, h_below, factored, scale=1 / batch)   # (n_l, n_{l-1})
-        updates[f"b{l}"] = e_l.sum(dim=0).div_(batch)   # (n_l,): summed first, then divided (fewer numbers)
+        updates[f"W{l}"], updates[f"b{l}"] = batch_mean_update(e_l, h_below, factored)
     return updates
 
 
@@ -110,9 +115,10 @@ def fuses_outer_products(optimizer) -> bool:
 @torch.no_grad()
 def step_outer_products(optimizer, factored: dict):
     """torch's SGD step for tensors whose update is an :class:`Outer` ({tensor: Outer}), with the
-    product computed into the momentum buffer: v ← m v + ΔW + λ W (ΔW's scale as the product's alpha), W ← W - lr v (v = ΔW + λ W at the
-    first step, as torch starts it; without momentum W ← W(1 - lr λ) - lr ΔW directly). The same
-    step as ``optimizer.step()`` up to rounding, with one pass over W fewer."""
+    product computed into the momentum buffer: v ← m v + ΔW + λ W (ΔW's scale as the product's
+    alpha), W ← W - lr v (v = ΔW + λ W at the first step, as torch starts it; without momentum
+    W ← W(1 - lr λ) - lr ΔW directly). The same step as ``optimizer.step()`` up to rounding, with one
+    pass over W fewer."""
     for group in optimizer.param_groups:
         lr, m, decay = group["lr"], group["momentum"], group["weight_decay"]
         for W in group["params"]:

@@ -35,7 +35,7 @@ import math
 import torch
 
 from ..network import MLP, ForwardPass
-from .base import LearningRule, check_keep, dropout_masks, outer_product, output_error, seeded_generator
+from .base import LearningRule, batch_mean_update, check_keep, dropout_masks, output_error, seeded_generator
 from .feedback_alignment import FeedbackAlignment
 
 
@@ -152,15 +152,12 @@ class PEPITA(LearningRule):
 
     def updates(self, net: MLP, X, y):
         clean, mod, e, T = self.passes(net, X, y)
-        batch = len(X)
         e_top = output_error(net, mod, T) if self.output_error == "modulated" else e   # (batch, n_out)
         updates = {}
         for l in range(1, net.num_layers):                                    # hidden layers, 1-based
             updates[f"W{l}"], updates[f"b{l}"] = self.hidden_update(net, l, clean, mod)
         L = net.num_layers
-        e_mean = e_top / batch                                                # divided before the product
-        updates[f"W{L}"] = outer_product(e_mean, mod.h[L - 1], self.stepping)  # (n_out, n_{L-1})
-        updates[f"b{L}"] = e_mean.sum(dim=0)
+        updates[f"W{L}"], updates[f"b{L}"] = batch_mean_update(e_top, mod.h[L - 1], self.stepping)  # (n_out, n_{L-1})
         if not self.biases:                                                   # no update: b stays at 0
             updates = {name: u for name, u in updates.items() if name.startswith("W")}
         return updates, net.loss(clean.output, T)
@@ -168,13 +165,12 @@ class PEPITA(LearningRule):
     def hidden_update(self, net: MLP, l: int, clean: ForwardPass, mod: ForwardPass):
         """(ΔW_l, Δb_l) of hidden layer l (1-based): the change of its activity between the passes
         times the modulated presynaptic activity, batch means."""
-        batch = len(clean.h[0])
         delta = clean.h[l] - mod.h[l]                                          # (batch, n_l)
         if self.update == "hebbian":                                           # h h_prevᵀ - h̃ h̃_prevᵀ
+            batch = len(delta)
             dW = torch.addmm(clean.h[l].T @ clean.h[l - 1], mod.h[l].T, mod.h[l - 1], beta=1 / batch, alpha=-1 / batch)
-        else:
-            dW = outer_product(delta, mod.h[l - 1], self.stepping, scale=1 / batch)   # (n_l, n_{l-1})
-        return dW, delta.sum(dim=0).div_(batch)                                # (n_l,)
+            return dW, delta.mean(dim=0)
+        return batch_mean_update(delta, mod.h[l - 1], self.stepping)           # (n_l, n_{l-1}), (n_l,)
 
     def scores(self, net: MLP, X):
         """The clean pass without dropout (with normalisation, if the rule normalises)."""
