@@ -27,13 +27,14 @@ class ForwardPass:
     a: list
     masks: list | None = None
 
-    def slope(self, net, l: int) -> torch.Tensor:
-        """dh/da of 0-based layer ``l`` (batch, n_l): f'(a_l), times its dropout mask where units were
-        dropped (a dropped unit passes no error down)."""
+    def error_through(self, net, l: int, e: torch.Tensor) -> torch.Tensor:
+        """e ⊙ dh/da of 0-based layer ``l`` (batch, n_l): the error e at the layer's activity sent to its
+        pre-activation, e ⊙ f'(a_l), times the dropout mask where units were dropped (a dropped unit
+        passes no error down)."""
         f = net.activation_of(l)
         if self.masks is None or l >= len(self.masks):
-            return f.grad(self.a[l], self.h[l + 1])
-        return f.grad(self.a[l], f(self.a[l])) * self.masks[l]
+            return f.error_through(e, self.a[l], self.h[l + 1])
+        return f.error_through(e * self.masks[l], self.a[l], f(self.a[l]))
 
     @property
     def output(self) -> torch.Tensor:

@@ -28,6 +28,37 @@ def test_activation_matches_torch(name):
     assert torch.allclose(got, expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", sorted(TORCH_FN))
+def test_error_through_is_the_vector_jacobian_product(name):
+    """error_through(e, a, f(a)) sends an error e back through the unit as autograd does: e ⊙ f'(a),
+    in one operation for ReLU and identity, where it must equal the product with grad exactly."""
+    act = get_activation(name)
+    g = torch.Generator().manual_seed(2)
+    a = torch.cat([(torch.randn(5, 7, generator=g, dtype=torch.float64) * 3).reshape(1, -1), A], dim=1)
+    a.requires_grad_()
+    e = torch.randn(a.shape, generator=g, dtype=torch.float64)
+    h = act.fn(a)
+    (expected,) = torch.autograd.grad(h, a, e)
+    got = act.error_through(e, a.detach(), h.detach())
+    assert torch.allclose(got, expected, atol=1e-12)
+    assert torch.equal(got, e * act.grad(a.detach(), h.detach()))
+
+
+def test_dropped_units_pass_no_error_down():
+    """ForwardPass.error_through with dropout masks: e ⊙ f'(a) ⊙ m, the mask's 1/keep included."""
+    from course_lib.network import MLP
+    from course_lib.rules.base import dropout_masks
+    net = MLP([6, 9, 3], activation="relu", output="identity", loss="cross_entropy")
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(8, 6, generator=g)
+    masks = dropout_masks(net, 8, 0.5, g)
+    fwd = net.forward(X, masks=masks)
+    e = torch.randn(8, 9, generator=g)
+    expected = e * (fwd.a[0] > 0) * masks[0]
+    assert torch.allclose(fwd.error_through(net, 0, e), expected)
+    assert (fwd.error_through(net, 0, e)[masks[0] == 0] == 0).all()
+
+
 def test_relu_derivative_is_step_at_zero_not_one():
     """f'(a) = 1 for every a > 0 (including 0 < a <= 1) and 0 for a < 0."""
     a = torch.tensor([[-2.0, -0.5, 0.5, 0.9, 1.0, 3.0]])

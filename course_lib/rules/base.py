@@ -40,17 +40,13 @@ from typing import NamedTuple
 
 import torch
 
-from ..activations import identity
 from ..network import MLP, ForwardPass
 
 
 def output_error(net: MLP, fwd: ForwardPass, T: torch.Tensor) -> torch.Tensor:
     """e_L = dL/da_L per sample: the loss's derivative through the output nonlinearity."""
     a_L, h_L = fwd.a[-1], fwd.h[-1]
-    dL_dh = net.loss.grad(h_L, T)                      # (batch, n_L)
-    if net.output_activation is identity:              # f' = 1: nothing to multiply
-        return dL_dh
-    return dL_dh * net.output_activation.grad(a_L, h_L)
+    return net.output_activation.error_through(net.loss.grad(h_L, T), a_L, h_L)      # (batch, n_L)
 
 
 def propagate_errors(net: MLP, fwd: ForwardPass, e_L: torch.Tensor, feedback: list) -> list:
@@ -59,7 +55,7 @@ def propagate_errors(net: MLP, fwd: ForwardPass, e_L: torch.Tensor, feedback: li
     errors = [e_L]
     for l in range(net.num_layers - 2, -1, -1):
         e_above = errors[0]                              # (batch, n_{l+1})
-        errors.insert(0, (e_above @ feedback[l].T) * fwd.slope(net, l))            # (batch, n_l)
+        errors.insert(0, fwd.error_through(net, l, e_above @ feedback[l].T))        # (batch, n_l)
     return errors
 
 

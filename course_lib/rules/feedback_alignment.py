@@ -116,7 +116,7 @@ class DirectFeedbackAlignment(FeedbackAlignment):
 
     def errors(self, net, fwd, T):
         e_L = output_error(net, fwd, T)                                             # (batch, n_L)
-        return [(e_L @ D.T) * fwd.slope(net, l)                                     # (batch, n_l)
+        return [fwd.error_through(net, l, e_L @ D.T)                                # (batch, n_l)
                 for l, D in enumerate(self.feedback(net))] + [e_L]
 
     def feedback_pairs(self, net) -> dict:
