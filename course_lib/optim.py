@@ -7,19 +7,18 @@ Kolen-Pollack step) use it without loading the training loop.
 import torch
 
 from .network import MLP
-from .rules.base import LearningRule
+from .rules.base import SGD, LearningRule
 
 
 def make_optimizer(net: MLP, rule: LearningRule, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
-    """One SGD optimiser for every tensor that learns, grouped as ``rule.param_groups`` says;
-    rules put their updates in ``p.grad``. Where torch has one for the device, its fused SGD
-    kernel steps each tensor in one pass (momentum, decay and the step together); an outer-product
-    update goes from its factors into the momentum buffer instead
-    (:meth:`course_lib.rules.base.LearningRule.step`)."""
+    """One SGD optimiser for every tensor that learns, grouped as ``rule.param_groups`` says: course_lib's
+    :class:`~course_lib.rules.base.SGD`, torch's SGD whose step also takes a rule's updates directly
+    (an outer product from its factors, into the momentum buffer; :meth:`LearningRule.step` hands them
+    over). Where torch has one for the device, its fused SGD kernel steps any ``.grad`` in one pass."""
     if not lr > 0:
         raise ValueError(f"The learning rate lr must be positive, got {lr}.")
     groups = rule.bind(net).param_groups(net, lr, weight_decay)
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, fused=fused_kernel_fits(groups))
+    return SGD(groups, lr=lr, momentum=momentum, fused=fused_kernel_fits(groups))
 
 
 def fused_kernel_fits(groups) -> bool:

@@ -1,12 +1,14 @@
-"""The training step's fused update (course_lib.rules.base.step_outer_products): a rule's outer-product
-updates added straight into the optimiser's momentum buffer give torch's SGD step, up to rounding."""
+"""The training step's fused update (course_lib.rules.base.sgd_step, which course_lib's SGD takes): a
+rule's updates handed to the optimiser directly, outer products added straight into the momentum
+buffer, give torch's SGD step on ``.grad``, up to rounding."""
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from course_lib.network import MLP
 from course_lib.optim import make_optimizer
 from course_lib.rules import Backprop
-from course_lib.rules.base import Outer, fuses_outer_products
+from course_lib.rules.base import SGD, Outer, takes_updates
 from course_lib.rules.feedback_alignment import FeedbackAlignment
 from course_lib.rules.forward_forward import ForwardForward
 from course_lib.rules.kolen_pollack import KolenPollack
@@ -15,10 +17,6 @@ from course_lib.rules.pepita import PEPITA
 RULES = {"BP": lambda: Backprop(), "FA": lambda: FeedbackAlignment(seed=1), "KP": lambda: KolenPollack(seed=1),
          "PEPITA": lambda: PEPITA(keep=0.8, seed=1), "BP dropout": lambda: Backprop(keep=0.8, biases=False, seed=1),
          "FF": lambda: ForwardForward(n_classes=4, peer_normalisation=0.03, readout=True, predictor="softmax", seed=1)}
-
-
-class Unfused(torch.optim.SGD):
-    """torch's SGD under another type: the step takes the materialised updates, as before."""
 
 
 def steps(make_rule, optimizer_class, momentum, weight_decay, n_steps=4):
@@ -36,8 +34,8 @@ def steps(make_rule, optimizer_class, momentum, weight_decay, n_steps=4):
 @pytest.mark.parametrize("name", RULES)
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.9, 1e-2), (0.0, 1e-2)])
 def test_the_fused_step_is_torchs_sgd_step(name, momentum, weight_decay):
-    fused = steps(RULES[name], torch.optim.SGD, momentum, weight_decay)
-    plain = steps(RULES[name], Unfused, momentum, weight_decay)
+    fused = steps(RULES[name], SGD, momentum, weight_decay)
+    plain = steps(RULES[name], torch.optim.SGD, momentum, weight_decay)       # .grad and torch's step
     for a, b in zip(fused, plain):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a - b).abs().max()
 
@@ -58,7 +56,43 @@ def test_updates_are_tensors_outside_the_step():
 
 def test_only_plain_sgd_is_fused():
     net = MLP([4, 3, 2], "relu", "identity", "cross_entropy", seed=0, device="cpu")
-    assert fuses_outer_products(make_optimizer(net, Backprop(), 0.1, momentum=0.9))
-    assert not fuses_outer_products(torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True))
-    assert not fuses_outer_products(torch.optim.Adam(net.parameters(), lr=0.1))
+    assert takes_updates(make_optimizer(net, Backprop(), 0.1, momentum=0.9))
+    assert not takes_updates(SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True))
+    assert not takes_updates(torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9))
+    assert not takes_updates(torch.optim.Adam(net.parameters(), lr=0.1))
 
+
+
+def one_step_with_scheduler(hook=None, global_hook=None):
+    """(the hook's calls, the lr after one training step and one scheduler step); warnings are errors."""
+    import warnings
+    net = MLP([4, 3, 2], "relu", "identity", "cross_entropy", seed=0, device="cpu")
+    rule = Backprop()
+    optimizer = make_optimizer(net, rule, 0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [1], 0.1)
+    calls = []
+    handles = [optimizer.register_step_post_hook(lambda *args: calls.append("own"))] if hook else []
+    if global_hook:
+        handles.append(register_optimizer_step_post_hook(lambda *args: calls.append("global")))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rule.step(net, torch.rand(5, 4), torch.randint(0, 2, (5,)), optimizer)
+            scheduler.step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert all(p.grad is None for p in net.parameters())                  # no .grad was written
+    return calls, optimizer.param_groups[0]["lr"]
+
+
+def test_schedulers_see_the_direct_step():
+    """Taking the updates directly skips torch's wrapper around ``step``, but a learning-rate scheduler
+    still knows a step was taken: no warning that it stepped first, and the schedule moves on."""
+    assert one_step_with_scheduler() == ([], pytest.approx(0.01))
+
+
+@pytest.mark.parametrize("own, global_", [(True, False), (False, True)])
+def test_step_hooks_run_once_per_training_step(own, global_):
+    calls, lr = one_step_with_scheduler(own, global_)
+    assert calls == (["own"] if own else ["global"]) and lr == pytest.approx(0.01)

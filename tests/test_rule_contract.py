@@ -115,6 +115,23 @@ def test_unknown_update_names_are_refused(digits):
         train(toy_net(), Misnamed(), digits, lr=0.05, num_epochs=1, progress=False)
 
 
+@pytest.mark.parametrize("bad", ["transposed", "row"])
+def test_an_update_of_the_wrong_shape_is_refused_by_name(digits, bad):
+    """A learner's rule returning ΔW₂ transposed, or Δb₁ as a (1, n) row (which would broadcast), is
+    stopped at the step with the tensor's name and both shapes, whichever optimiser steps it."""
+    class Misshapen(Backprop):
+        def updates(self, net, X, y):
+            updates, loss = super().updates(net, X, y)
+            if bad == "transposed":
+                return {**updates, "W2": updates["W2"].T}, loss
+            return {**updates, "b1": updates["b1"][None, :]}, loss
+    net, rule = toy_net(), Misshapen()
+    name = "W2" if bad == "transposed" else "b1"
+    for optimizer in (make_optimizer(net, rule, 0.05, 0.9), torch.optim.SGD(net.parameters(), lr=0.05)):
+        with pytest.raises(ValueError, match=f"update of shape .* for {name}, which has shape"):
+            rule.step(net, digits.X_train[:8], digits.y_train[:8], optimizer)
+
+
 def test_an_update_in_another_memory_layout_steps_as_its_values_say(digits):
     """A rule may return a transposed view (weight mirroring does): the optimiser, fused kernel
     included, steps each tensor by the update's values, not by its memory read in the tensor's order."""

@@ -39,6 +39,7 @@ import weakref
 from typing import NamedTuple
 
 import torch
+from torch.optim import optimizer as torch_optimizer
 
 from ..network import MLP, ForwardPass
 
@@ -62,7 +63,7 @@ def propagate_errors(net: MLP, fwd: ForwardPass, e_L: torch.Tensor, feedback: li
 class Outer(NamedTuple):
     """An update ΔW = scale · leftᵀ right (n_l, n_{l-1}) kept as its two factors, left (batch, n_l) and
     right (batch, n_{l-1}), and its scale (1/batch for a batch mean), so that the training step adds the
-    product straight into the optimiser's momentum buffer, scale included (:func:`step_outer_products`:
+    product straight into the optimiser's momentum buffer, scale included (:func:`sgd_step`:
     neither ΔW nor a scaled copy of ``left`` is written out and read back). Rules give one only while
     they step (``outer_product`` with ``factored=True``); elsewhere they give tensors."""
     left: torch.Tensor
@@ -101,37 +102,69 @@ def outer_product_updates(fwd: ForwardPass, errors: list, factored: bool = False
     return updates
 
 
-def fuses_outer_products(optimizer) -> bool:
-    """True for plain SGD (with or without momentum and weight decay, no Nesterov, no dampening),
-    whose step :func:`step_outer_products` computes from an update's factors."""
-    return type(optimizer) is torch.optim.SGD and all(
+class SGD(torch.optim.SGD):
+    """torch's SGD (``make_optimizer`` makes one) that also takes a rule's updates directly,
+    {tensor: update} with an update a tensor or an :class:`Outer`, as :meth:`LearningRule.step` hands
+    them over (:meth:`take`): the step that setting every ``.grad`` and stepping would take
+    (:func:`sgd_step`), without the ``.grad`` tensors. Its ``step()`` is torch's."""
+
+    def step(self, closure=None, updates: dict | None = None):
+        if updates is None:
+            return super().step(closure)
+        sgd_step(self, updates)
+
+    def take(self, updates: dict):
+        """``step(updates=updates)`` without torch's wrapper around ``step`` (a profiler label and the
+        step hooks: 7–9 % of a 784-1024-10 step on a CPU, ``benchmarks/README.md``). With step hooks
+        registered it goes through ``step``, so that they run; learning-rate schedulers are told a
+        step was taken, as torch's wrapper tells them."""
+        if self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or any(
+                getattr(torch_optimizer, name, None) for name in GLOBAL_STEP_HOOKS):
+            return self.step(updates=updates)
+        sgd_step(self, updates)
+        self._opt_called = True             # the flag torch's LR schedulers read (lr_scheduler.py)
+
+
+GLOBAL_STEP_HOOKS = ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")   # of torch_optimizer
+
+
+def takes_updates(optimizer) -> bool:
+    """True for course_lib's :class:`SGD` as plain SGD (with or without momentum and weight decay,
+    no Nesterov, no dampening), whose step :func:`sgd_step` computes from the updates themselves."""
+    return isinstance(optimizer, SGD) and all(
         not g["nesterov"] and not g["dampening"] and not g["maximize"] for g in optimizer.param_groups)
 
 
 @torch.no_grad()
-def step_outer_products(optimizer, factored: dict):
-    """torch's SGD step for tensors whose update is an :class:`Outer` ({tensor: Outer}), with the
-    product computed into the momentum buffer: v ← m v + ΔW + λ W (ΔW's scale as the product's
-    alpha), W ← W - lr v (v = ΔW + λ W at the first step, as torch starts it; without momentum
-    W ← W(1 - lr λ) - lr ΔW directly). The same step as ``optimizer.step()`` up to rounding, with one
-    pass over W fewer."""
+def sgd_step(optimizer, updates: dict):
+    """torch's SGD step, computed here, for the tensors of ``updates`` ({tensor: update}, an update a
+    tensor or an :class:`Outer`): v ← m v + ΔW + λ W, W ← W - lr v (v = ΔW + λ W at the first step, as
+    torch starts it; without momentum W ← W(1 - lr λ) - lr ΔW directly). An Outer goes into v by its
+    product, its scale as the product's alpha: ΔW is never written out. The same step as
+    ``optimizer.step()`` up to rounding, with one pass over W fewer."""
     for group in optimizer.param_groups:
         lr, m, decay = group["lr"], group["momentum"], group["weight_decay"]
         for W in group["params"]:
-            if W not in factored:
+            update = updates.get(W)
+            if update is None:
                 continue
-            left, right, scale = factored[W]
+            outer = isinstance(update, Outer)
             if not m:
                 if decay:
                     W.mul_(1 - lr * decay)
-                W.addmm_(left.T, right, alpha=-lr * scale)
+                if outer:
+                    W.addmm_(update.left.T, update.right, alpha=-lr * update.scale)
+                else:
+                    W.add_(update, alpha=-lr)
                 continue
             state = optimizer.state[W]
             v = state.get("momentum_buffer")
             if v is None:
-                v = state["momentum_buffer"] = factored[W].tensor()
+                v = state["momentum_buffer"] = update.tensor() if outer else update.clone()
+            elif outer:
+                torch.addmm(v, update.left.T, update.right, beta=m, alpha=update.scale, out=v)
             else:
-                torch.addmm(v, left.T, right, beta=m, alpha=scale, out=v)
+                v.mul_(m).add_(update)
             if decay:
                 v.add_(W, alpha=decay)
             W.add_(v, alpha=-lr)
@@ -258,10 +291,10 @@ class LearningRule:
         raise NotImplementedError
 
     def step(self, net: MLP, X, y, optimizer) -> torch.Tensor:
-        """One learning step on a batch of the bound rule: every update becomes its tensor's
-        ``.grad`` and the optimiser steps them all, except an outer-product update of course_lib's
-        rules, which plain SGD takes from its factors (:func:`step_outer_products`). Returns the batch
-        loss (a 0-dim tensor, not synced)."""
+        """One learning step on a batch of the bound rule: course_lib's plain SGD (``make_optimizer``'s)
+        takes the updates directly, an outer product as its factors (:class:`SGD`); any other
+        optimiser gets every update as its tensor's ``.grad`` and steps. Returns the batch loss (a 0-dim
+        tensor, not synced)."""
         # course_lib's own updates may come as factors (Outer), which the step fuses; a subclass defined
         # elsewhere that overrides updates (a learner's, a test's) gets tensors, as it expects
         self.stepping = type(self).updates.__module__.startswith(__package__)
@@ -270,24 +303,26 @@ class LearningRule:
         finally:
             self.stepping = False
         tensors = {**net.named_parameters(), **self.learned()}
+        self.check_updates(updates, tensors)
+        if takes_updates(optimizer):
+            optimizer.take({t: updates[name] for name, t in tensors.items() if name in updates})
+        else:
+            for name, t in tensors.items():
+                update = updates.get(name)
+                t.grad = laid_out_like(update.tensor() if isinstance(update, Outer) else update, t)
+            optimizer.step()
+        return loss
+
+    def check_updates(self, updates: dict, tensors: dict):
+        """Every update names a tensor that learns ({name: tensor}) and, as a tensor, has its shape."""
         unknown = set(updates) - set(tensors)
         if unknown:
             raise KeyError(f"{self.name} returned updates for {sorted(unknown)}, which are neither "
                            f"parameters of the network nor learned by the rule: {sorted(tensors)}.")
-        fused = fuses_outer_products(optimizer)
-        factored = {}
-        for name, t in tensors.items():
-            update = updates.get(name)
-            if isinstance(update, Outer):
-                if fused:
-                    factored[t], update = update, None            # stepped below, from its factors
-                else:
-                    update = update.tensor()
-            t.grad = laid_out_like(update, t)                     # None: the optimiser leaves it alone
-        optimizer.step()
-        if factored:
-            step_outer_products(optimizer, factored)
-        return loss
+        for name, update in updates.items():
+            if not isinstance(update, Outer) and update.shape != tensors[name].shape:
+                raise ValueError(f"{self.name} returned an update of shape {tuple(update.shape)} for {name}, "
+                                 f"which has shape {tuple(tensors[name].shape)}: an update has its tensor's shape.")
 
     # ---- predicting and evaluating
     def scores(self, net: MLP, X) -> torch.Tensor:
