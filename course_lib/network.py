@@ -34,7 +34,7 @@ class ForwardPass:
         f = net.activation_of(l)
         if self.masks is None or l >= len(self.masks):
             return f.error_through(e, self.a[l], self.h[l + 1])
-        return f.error_through(e * self.masks[l], self.a[l], f(self.a[l]))
+        return f.error_through(e * self.masks[l], self.a[l])             # h[l + 1] is f(a_l) ⊙ m_l
 
     @property
     def output(self) -> torch.Tensor:

@@ -41,20 +41,25 @@ def test_error_through_is_the_vector_jacobian_product(name):
     (expected,) = torch.autograd.grad(h, a, e)
     got = act.error_through(e, a.detach(), h.detach())
     assert torch.allclose(got, expected, atol=1e-12)
+    assert torch.equal(act.error_through(e, a.detach()), got)                # h computed where needed
     assert torch.equal(got, e * act.grad(a.detach(), h.detach()))
 
 
-def test_dropped_units_pass_no_error_down():
-    """ForwardPass.error_through with dropout masks: e ⊙ f'(a) ⊙ m, the mask's 1/keep included."""
+@pytest.mark.parametrize("name", ["relu", "sigmoid"])
+def test_dropped_units_pass_no_error_down(name):
+    """ForwardPass.error_through with dropout masks: e ⊙ f'(a) ⊙ m, the mask's 1/keep included (the
+    stored activity is f(a) ⊙ m, so f'(a) comes from a: ReLU's directly, sigmoid's from f(a) anew)."""
     from course_lib.network import MLP
     from course_lib.rules.base import dropout_masks
-    net = MLP([6, 9, 3], activation="relu", output="identity", loss="cross_entropy")
+    net = MLP([6, 9, 3], activation=name, output="identity", loss="cross_entropy")
     g = torch.Generator().manual_seed(3)
     X = torch.randn(8, 6, generator=g)
     masks = dropout_masks(net, 8, 0.5, g)
     fwd = net.forward(X, masks=masks)
     e = torch.randn(8, 9, generator=g)
-    expected = e * (fwd.a[0] > 0) * masks[0]
+    a = fwd.a[0].clone().requires_grad_()
+    (slope,) = torch.autograd.grad(net.activation(a).sum(), a)
+    expected = e * slope * masks[0]
     assert torch.allclose(fwd.error_through(net, 0, e), expected)
     assert (fwd.error_through(net, 0, e)[masks[0] == 0] == 0).all()
 
