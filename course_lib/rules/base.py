@@ -86,20 +86,25 @@ def outer_product(left: torch.Tensor, right: torch.Tensor, factored: bool = Fals
     return update if factored else update.tensor()
 
 
-def batch_mean_update(e: torch.Tensor, h_below: torch.Tensor, factored: bool = False) -> tuple:
+def batch_mean_update(e: torch.Tensor, h_below: torch.Tensor, factored: bool = False, bias: bool = True) -> tuple:
     """(ΔW, Δb) of one layer from per-sample errors e (batch, n_l) and the activity below h_below
     (batch, n_{l-1}): ΔW = eᵀ h_below / batch (n_l, n_{l-1}; ``factored``: as its factors, the 1/batch
-    riding in the product) and Δb = mean over the batch of e (n_l,)."""
-    return outer_product(e, h_below, factored, scale=1 / len(e)), e.mean(dim=0)
+    riding in the product) and Δb = mean over the batch of e (n_l,; None with ``bias=False``)."""
+    return outer_product(e, h_below, factored, scale=1 / len(e)), (e.mean(dim=0) if bias else None)
 
 
-def outer_product_updates(fwd: ForwardPass, errors: list, factored: bool = False) -> dict:
+def outer_product_updates(fwd: ForwardPass, errors: list, factored: bool = False, biases: bool = True) -> dict:
     """{"W1": ΔW₁, "b1": Δb₁, ...} with ΔW_l = e_lᵀ h_{l-1} / batch and Δb_l = mean over the batch of e_l
-    (``factored``: each ΔW_l as its factors, for the training step)."""
+    (``factored``: each ΔW_l as its factors, for the training step; ``biases=False``: no Δb_l)."""
     updates = {}
     for l, (e_l, h_below) in enumerate(zip(errors, fwd.h[:-1]), start=1):
-        updates[f"W{l}"], updates[f"b{l}"] = batch_mean_update(e_l, h_below, factored)
-    return updates
+        updates[f"W{l}"], updates[f"b{l}"] = batch_mean_update(e_l, h_below, factored, biases)
+    return without_none(updates)
+
+
+def without_none(updates: dict) -> dict:
+    """``updates`` less the tensors that get none (a bias that does not learn)."""
+    return {name: u for name, u in updates.items() if u is not None}
 
 
 class SGD(torch.optim.SGD):
@@ -429,9 +434,7 @@ class ErrorRule(LearningRule):
             raise self.unbound_error()
         fwd = net.forward(X, masks=dropout_masks(net, len(X), self.keep, self.mask_generator))
         T = net.targets(y)
-        updates = outer_product_updates(fwd, self.errors(net, fwd, T), factored=self.stepping)
-        if not self.biases:                                                   # no update: b stays at 0
-            updates = {name: u for name, u in updates.items() if name.startswith("W")}
+        updates = outer_product_updates(fwd, self.errors(net, fwd, T), self.stepping, self.biases)  # biases=False: b stays 0
         return updates, net.loss(fwd.output, T)
 
     def config(self) -> dict:

@@ -35,7 +35,7 @@ import math
 import torch
 
 from ..network import MLP, ForwardPass
-from .base import LearningRule, batch_mean_update, check_keep, dropout_masks, output_error, seeded_generator
+from .base import LearningRule, batch_mean_update, check_keep, dropout_masks, output_error, seeded_generator, without_none
 from .feedback_alignment import FeedbackAlignment
 
 
@@ -157,10 +157,8 @@ class PEPITA(LearningRule):
         for l in range(1, net.num_layers):                                    # hidden layers, 1-based
             updates[f"W{l}"], updates[f"b{l}"] = self.hidden_update(net, l, clean, mod)
         L = net.num_layers
-        updates[f"W{L}"], updates[f"b{L}"] = batch_mean_update(e_top, mod.h[L - 1], self.stepping)  # (n_out, n_{L-1})
-        if not self.biases:                                                   # no update: b stays at 0
-            updates = {name: u for name, u in updates.items() if name.startswith("W")}
-        return updates, net.loss(clean.output, T)
+        updates[f"W{L}"], updates[f"b{L}"] = batch_mean_update(e_top, mod.h[L - 1], self.stepping, self.biases)
+        return without_none(updates), net.loss(clean.output, T)             # (n_out, n_{L-1}); biases=False: b stays 0
 
     def hidden_update(self, net: MLP, l: int, clean: ForwardPass, mod: ForwardPass):
         """(ΔW_l, Δb_l) of hidden layer l (1-based): the change of its activity between the passes
@@ -169,8 +167,8 @@ class PEPITA(LearningRule):
         if self.update == "hebbian":                                           # h h_prevᵀ - h̃ h̃_prevᵀ
             batch = len(delta)
             dW = torch.addmm(clean.h[l].T @ clean.h[l - 1], mod.h[l].T, mod.h[l - 1], beta=1 / batch, alpha=-1 / batch)
-            return dW, delta.mean(dim=0)
-        return batch_mean_update(delta, mod.h[l - 1], self.stepping)           # (n_l, n_{l-1}), (n_l,)
+            return dW, (delta.mean(dim=0) if self.biases else None)
+        return batch_mean_update(delta, mod.h[l - 1], self.stepping, self.biases)  # (n_l, n_{l-1}), (n_l,)
 
     def scores(self, net: MLP, X):
         """The clean pass without dropout (with normalisation, if the rule normalises)."""
