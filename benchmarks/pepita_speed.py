@@ -111,6 +111,22 @@ def naive_batches(net, F, loader, max_batches, velocity) -> int:
 
 # ---------------------------------------------------------------- the same maths, hand-inlined
 
+def momentum_step(params, velocity, updates, lr, momentum, decay=0.0):
+    """torch's SGD with momentum written out, v ← m v + Δ + decay·p, p ← p - lr v, the way course_lib's
+    step computes it: an outer-product update Δ = scale · leftᵀ right, given as (left, right, scale),
+    goes into v by the product itself (``addmm`` with beta m), without ΔW written out; a tensor Δ is
+    added."""
+    for p, v, update in zip(params, velocity, updates):
+        if isinstance(update, tuple):
+            left, right, scale = update
+            torch.addmm(v, left.T, right, beta=momentum, alpha=scale, out=v)
+        else:
+            v.mul_(momentum).add_(update)
+        if decay:
+            v.add_(p, alpha=decay)
+        p.add_(v, alpha=-lr)
+
+
 def minimal_step(net, F, velocity):
     """One PEPITA step with nothing but the needed tensor operations, on copies of ``net``'s weights:
     the course's maths (x - F e, the low-rank modulated first layer, the modulated error) with no
@@ -119,7 +135,7 @@ def minimal_step(net, F, velocity):
     FW = torch.empty(SIZES[2], SIZES[1], device=W1.device)
 
     def step(x, y):
-        rows = torch.arange(len(x), device=x.device)
+        rows, scale = torch.arange(len(x), device=x.device), 1 / len(x)
         a1 = torch.addmm(b1, x, W1.T)
         h1 = torch.relu(a1)
         e = torch.softmax(torch.addmm(b2, h1, W2.T), dim=1)
@@ -129,11 +145,9 @@ def minimal_step(net, F, velocity):
         x_mod = torch.addmm(x, e, F.T, alpha=-1)
         e_mod = torch.softmax(torch.addmm(b2, h1_mod, W2.T), dim=1)
         e_mod[rows, y] -= 1
-        delta = (h1 - h1_mod).mul_(1 / len(x))
-        grads = (delta.T @ x_mod, delta.sum(0), e_mod.T @ h1_mod / len(x), e_mod.mean(0))
-        for p, v, g in zip((W1, b1, W2, b2), velocity, grads):
-            v.mul_(MOMENTUM).add_(g)
-            p.add_(v, alpha=-LR)
+        delta = h1 - h1_mod
+        updates = ((delta, x_mod, scale), delta.mean(0), (e_mod, h1_mod, scale), e_mod.mean(0))
+        momentum_step((W1, b1, W2, b2), velocity, updates, LR, MOMENTUM)
         return W1, b1, W2, b2
     return step
 

@@ -10,7 +10,8 @@ so that load from other processes hits them alike:
 * **course_lib**: ``rule.step`` with ``make_optimizer``'s optimiser, minibatches gathered as
   ``train`` gathers them;
 * **hand-inlined**: the same maths with nothing but the tensor operations, on copies of the
-  weights: no rule, optimiser, dictionaries or checks, momentum written as ``v = m v + g; p -= lr v``;
+  weights: no rule, optimiser, dictionaries or checks; momentum written out as course_lib computes it
+  (``pepita_speed.momentum_step``: each ΔW added into v by its own product, then ``p -= lr v``);
 * **products**: the algorithm's float32 matrix products of one step, back to back on random
   matrices of the same shapes.
 
@@ -39,6 +40,7 @@ from course_lib.train import make_optimizer
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pepita_speed  # noqa: E402
+from pepita_speed import momentum_step  # noqa: E402
 
 # The published recipes without their dropout and with biases, as the hand-inlined steps have them;
 # PEPITA with pepita_speed.py's lr 0.01.
@@ -47,31 +49,22 @@ RULES = {"bp": PUBLISHED["pepita_bp"].variant("bp_speed", rule=RuleSpec(Backprop
          "pepita": PUBLISHED["pepita"].variant("pepita_speed", rule=RuleSpec(PEPITA), lr=pepita_speed.LR)}
 
 
-def momentum_step(params, velocity, grads, lr, momentum, decay=0.0):
-    """v ← m v + (g + decay p);  p ← p - lr v: torch's SGD, written out."""
-    for p, v, g in zip(params, velocity, grads):
-        v.mul_(momentum).add_(g)
-        if decay:
-            v.add_(p, alpha=decay)
-        p.add_(v, alpha=-lr)
-
-
 def error_step(net, recipe, B=None):
     """Backprop (``B`` None: the error goes down through W₂) or feedback alignment (through B):
-    e₂ = softmax(a₂) - onehot(y), e₁ = (e₂ W₂ or e₂ Bᵀ) ⊙ [a₁ > 0], ΔW_l = e_lᵀ h_{l-1} / batch."""
+    e₂ = softmax(a₂) - onehot(y), e₁ = (e₂ W₂ or e₂ Bᵀ) ⊙ [a₁ > 0] (torch's ReLU backward, one pass),
+    ΔW_l = e_lᵀ h_{l-1} / batch into the momentum buffer by its product, Δb_l = mean of e_l."""
     W1, b1, W2, b2 = [t.clone() for t in net.parameters()]
     velocity = [torch.zeros_like(t) for t in (W1, b1, W2, b2)]
     down = W2 if B is None else B.T                                               # (n_out, n_h)
 
     def step(x, y):
-        a1 = torch.addmm(b1, x, W1.T)
-        h1 = torch.relu(a1)
+        scale = 1 / len(x)
+        h1 = torch.relu(torch.addmm(b1, x, W1.T))
         e2 = torch.softmax(torch.addmm(b2, h1, W2.T), dim=1)
         e2[torch.arange(len(x)), y] -= 1
-        e2.mul_(1 / len(x))
-        e1 = (e2 @ down).mul_(a1 > 0)
-        grads = (e1.T @ x, e1.sum(0), e2.T @ h1, e2.sum(0))
-        momentum_step((W1, b1, W2, b2), velocity, grads, recipe.lr, recipe.momentum)
+        e1 = torch.ops.aten.threshold_backward(e2 @ down, h1, 0)
+        updates = ((e1, x, scale), e1.mean(0), (e2, h1, scale), e2.mean(0))
+        momentum_step((W1, b1, W2, b2), velocity, updates, recipe.lr, recipe.momentum)
         return W1, b1, W2, b2
     return step
 
@@ -120,7 +113,7 @@ def ff_step(net, rule, recipe):
             e = h * slope[:, None]
             m.mul_(0.9).add_(h[:n].mean(dim=0), alpha=0.1)
             e[:n] += (c * 2 / h.shape[1] * 0.1 / n) * (m - m.mean())
-            grads += [e.T @ x_hat, e.sum(0)]
+            grads += [(e, x_hat, 1.0), e.sum(0)]
         neutral = x.clone()
         neutral[:, :k] = 1 / k
         acts = layers(neutral)
@@ -129,7 +122,7 @@ def ff_step(net, rule, recipe):
         p = torch.softmax(z @ R.T, dim=1)
         p[torch.arange(n), y] -= 1
         momentum_step(params, velocity, grads, recipe.lr, recipe.momentum, recipe.weight_decay)
-        momentum_step([R], [velocity_R], [p.mul_(1 / n).T @ z], rule.readout_lr, recipe.momentum,
+        momentum_step([R], [velocity_R], [(p, z, 1 / n)], rule.readout_lr, recipe.momentum,
                       rule.readout_weight_decay)
         return params
     return step
