@@ -128,8 +128,9 @@ def test_an_update_of_the_wrong_shape_is_refused_by_name(digits, bad):
     net, rule = toy_net(), Misshapen()
     name = "W2" if bad == "transposed" else "b1"
     for optimizer in (make_optimizer(net, rule, 0.05, 0.9), torch.optim.SGD(net.parameters(), lr=0.05)):
-        with pytest.raises(ValueError, match=f"update of shape .* for {name}, which has shape"):
+        with pytest.raises(ValueError, match=f"update of shape .* for {name}, which has shape") as error:
             rule.step(net, digits.X_train[:8], digits.y_train[:8], optimizer)
+        assert ("transposed" in str(error.value)) == (bad == "transposed")
 
 
 def test_an_update_in_another_memory_layout_steps_as_its_values_say(digits):

@@ -326,8 +326,10 @@ class LearningRule:
                            f"parameters of the network nor learned by the rule: {sorted(tensors)}.")
         for name, update in updates.items():
             if not isinstance(update, Outer) and update.shape != tensors[name].shape:
+                transposed = update.dim() == 2 and update.shape == tensors[name].shape[::-1]
                 raise ValueError(f"{self.name} returned an update of shape {tuple(update.shape)} for {name}, "
-                                 f"which has shape {tuple(tensors[name].shape)}: an update has its tensor's shape.")
+                                 f"which has shape {tuple(tensors[name].shape)}: an update has its tensor's shape"
+                                 + (" (this one is transposed: ΔW_l = e_lᵀ h_{l-1} is (n_l, n_{l-1}))." if transposed else "."))
 
     # ---- predicting and evaluating
     def scores(self, net: MLP, X) -> torch.Tensor:
