@@ -5,8 +5,9 @@ The rule's maths stays as its module writes it. The compiler (TorchInductor) tra
 keeps the matrix products as library calls and fuses the elementwise work between them (ReLUs,
 differences, softmax) into a few generated loops, so the step makes fewer passes
 over memory. The optimiser's step is not compiled: course_lib's SGD already takes each weight
-update into its momentum buffer by the update's own product (:class:`course_lib.rules.base.SGD`). Compiling costs a warm-up, once per process and batch shape (the
-last, smaller batch of an epoch is a second shape); it pays only over a long run. A draw from a
+update into its momentum buffer by the update's own product (:class:`course_lib.rules.base.SGD`).
+Compiling costs a warm-up, once per process and batch shape (the last, smaller batch of an epoch
+is a second shape); it pays only over a long run. A draw from a
 rule's ``torch.Generator`` (PEPITA's dropout masks, Forward-Forward's negative labels) stays
 eager, between compiled pieces, so it draws the same numbers as the eager step.
 ``benchmarks/compile_speed.py`` measures the warm-up, the compiled step and the break-even number of

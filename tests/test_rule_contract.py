@@ -133,6 +133,28 @@ def test_an_update_of_the_wrong_shape_is_refused_by_name(digits, bad):
         assert ("transposed" in str(error.value)) == (bad == "transposed")
 
 
+def test_a_none_update_leaves_its_tensor_and_a_non_tensor_is_refused(digits):
+    """A learner's rule may return None for a tensor it does not update this step (that tensor stays as
+    it is, with either optimiser); an update that is not a tensor (a NumPy array) is refused by name."""
+    class Partial(Backprop):
+        def updates(self, net, X, y):
+            updates, loss = super().updates(net, X, y)
+            return {**updates, "b1": None, "W2": updates["W2"].numpy() if self.as_array else updates["W2"]}, loss
+    for as_array in (False, True):
+        rule = Partial()
+        rule.as_array = as_array
+        for make in (lambda net: make_optimizer(net, rule, 0.05, 0.9), lambda net: torch.optim.SGD(net.parameters(), lr=0.05)):
+            net = toy_net()
+            b1, W1 = net.b[0].clone(), net.W[0].clone()
+            optimizer = make(net)
+            if as_array:
+                with pytest.raises(TypeError, match="ndarray as the update for W2: an update is a torch tensor"):
+                    rule.step(net, digits.X_train[:8], digits.y_train[:8], optimizer)
+            else:
+                rule.step(net, digits.X_train[:8], digits.y_train[:8], optimizer)
+                assert torch.equal(net.b[0], b1) and not torch.equal(net.W[0], W1)
+
+
 def test_an_update_in_another_memory_layout_steps_as_its_values_say(digits):
     """A rule may return a transposed view (weight mirroring does): the optimiser, fused kernel
     included, steps each tensor by the update's values, not by its memory read in the tensor's order."""

@@ -121,9 +121,8 @@ class SGD(torch.optim.SGD):
     def take(self, updates: dict):
         """``step(updates=updates)`` without torch's wrapper around ``step`` (a profiler label and the
         step hooks: 4–5 % of a 784-1024-10 backprop step on one CPU thread, ``benchmarks/README.md``,
-        step_speed). With step hooks
-        registered it goes through ``step``, so that they run; learning-rate schedulers are told a
-        step was taken, as torch's wrapper tells them."""
+        step_speed). With step hooks registered it goes through ``step``, so that they run;
+        learning-rate schedulers are told a step was taken, as torch's wrapper tells them."""
         if self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or any(
                 getattr(torch_optimizer, name, None) for name in GLOBAL_STEP_HOOKS):
             return self.step(updates=updates)
@@ -141,36 +140,36 @@ def takes_updates(optimizer) -> bool:
         not g["nesterov"] and not g["dampening"] and not g["maximize"] for g in optimizer.param_groups)
 
 
+def add_into(t: torch.Tensor, update, alpha: float = 1.0, beta: float = 1.0):
+    """t ← beta·t + alpha·ΔW in place, ΔW a tensor or an :class:`Outer` (added by its product, its
+    scale in the product's alpha: ΔW is never written out)."""
+    if isinstance(update, Outer):
+        t.addmm_(update.left.T, update.right, beta=beta, alpha=alpha * update.scale)
+    else:
+        (t if beta == 1 else t.mul_(beta)).add_(update, alpha=alpha)
+
+
 @torch.no_grad()
 def sgd_step(optimizer, updates: dict):
     """torch's SGD step, computed here, for the tensors of ``updates`` ({tensor: update}, an update a
     tensor or an :class:`Outer`): v ← m v + ΔW + λ W, W ← W - lr v (v = ΔW + λ W at the first step, as
-    torch starts it; without momentum W ← W(1 - lr λ) - lr ΔW directly). An Outer goes into v by its
-    product, its scale as the product's alpha: ΔW is never written out. The same step as
-    ``optimizer.step()`` up to rounding, with one pass over W fewer."""
+    torch starts it; without momentum W ← W(1 - lr λ) - lr ΔW directly, the decay in the same
+    operation). The same step as ``optimizer.step()`` up to rounding, with one pass over W fewer."""
     for group in optimizer.param_groups:
         lr, m, decay = group["lr"], group["momentum"], group["weight_decay"]
         for W in group["params"]:
             update = updates.get(W)
             if update is None:
                 continue
-            outer = isinstance(update, Outer)
             if not m:
-                if decay:
-                    W.mul_(1 - lr * decay)
-                if outer:
-                    W.addmm_(update.left.T, update.right, alpha=-lr * update.scale)
-                else:
-                    W.add_(update, alpha=-lr)
+                add_into(W, update, alpha=-lr, beta=1 - lr * decay)
                 continue
             state = optimizer.state[W]
             v = state.get("momentum_buffer")
             if v is None:
-                v = state["momentum_buffer"] = update.tensor() if outer else update.clone()
-            elif outer:
-                torch.addmm(v, update.left.T, update.right, beta=m, alpha=update.scale, out=v)
+                v = state["momentum_buffer"] = update.tensor() if isinstance(update, Outer) else update.clone()
             else:
-                v.mul_(m).add_(update)
+                add_into(v, update, beta=m)
             if decay:
                 v.add_(W, alpha=decay)
             W.add_(v, alpha=-lr)
@@ -326,7 +325,12 @@ class LearningRule:
             raise KeyError(f"{self.name} returned updates for {sorted(unknown)}, which are neither "
                            f"parameters of the network nor learned by the rule: {sorted(tensors)}.")
         for name, update in updates.items():
-            if not isinstance(update, Outer) and update.shape != tensors[name].shape:
+            if update is None or isinstance(update, Outer):                  # None: no update this step
+                continue
+            if not isinstance(update, torch.Tensor):
+                raise TypeError(f"{self.name} returned a {type(update).__name__} as the update for {name}: "
+                                f"an update is a torch tensor of {name}'s shape {tuple(tensors[name].shape)}.")
+            if update.shape != tensors[name].shape:
                 transposed = update.dim() == 2 and update.shape == tensors[name].shape[::-1]
                 raise ValueError(f"{self.name} returned an update of shape {tuple(update.shape)} for {name}, "
                                  f"which has shape {tuple(tensors[name].shape)}: an update has its tensor's shape"
